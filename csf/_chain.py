@@ -1,0 +1,71 @@
+"""The consumer filter chain: a named order of filter factories, built once per method.
+
+`DEFAULT_CONSUMER_CHAIN` lists filter names outermost first. A consumer can pass its own
+order (`chain=`) and its own factories by name (`filters=`), replacing a built-in one or
+adding a new one; each factory is called once per stub method with that method's
+`MethodContext` and returns the Filter to use, or None to leave that method without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from csf._exceptions import ConfigError
+from csf._invocation import Filter
+from csf.config import Fallback, HashKey, MethodSettings
+from csf.directory import Directory
+from csf.lb import BalancerFactory, LoadBalanceFilter
+
+
+@dataclass(frozen=True, slots=True)
+class MethodContext:
+    """What a filter factory knows about the one method it builds a filter for."""
+
+    service: str
+    method: str
+    """The gRPC method path, '/package.Service/Method'."""
+    config: MethodSettings
+    directory: Directory
+    balancer: BalancerFactory
+    fallback: Fallback | None
+    hash_key: HashKey | None
+
+    @property
+    def method_name(self) -> str:
+        return self.method.rsplit("/", 1)[-1]
+
+
+FilterFactory = Callable[[MethodContext], Filter | None]
+
+
+def _load_balance(ctx: MethodContext) -> Filter:
+    return LoadBalanceFilter(ctx.directory, ctx.directory.picker_ref(ctx.balancer))
+
+
+DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = ("load_balance",)
+BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {"load_balance": _load_balance}
+
+
+def resolve_chain(
+    chain: Sequence[str], filters: Mapping[str, FilterFactory] | None
+) -> tuple[FilterFactory, ...]:
+    """The factories for `chain`, user-given ones first; ConfigError for an unknown name."""
+    known = {**BUILTIN_CONSUMER_FILTERS, **(filters or {})}
+    if isinstance(chain, str) or not all(isinstance(name, str) for name in chain):
+        raise ConfigError(f"chain: expected a sequence of filter names, got {chain!r}")
+    if len(set(chain)) != len(chain):
+        raise ConfigError(f"chain: a filter name appears twice in {list(chain)}")
+    unknown = [name for name in chain if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"chain: unknown filter {unknown[0]!r}; known: {', '.join(sorted(known))}"
+        )
+    if "load_balance" not in chain:
+        raise ConfigError("chain: must include 'load_balance', which chooses each call's provider")
+    return tuple(known[name] for name in chain)
+
+
+def build_filters(ctx: MethodContext, factories: Sequence[FilterFactory]) -> list[Filter]:
+    filters = (factory(ctx) for factory in factories)
+    return [filter_ for filter_ in filters if filter_ is not None]

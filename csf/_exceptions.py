@@ -1,0 +1,53 @@
+"""CSF's error tree.
+
+CsfError
+├── ConfigError                 a bad setting or registry URL (not an RPC error)
+├── RegistryError               the registry refused or could not do an operation
+└── InvocationError             also grpc.aio.AioRpcError, so `except grpc.RpcError` works
+    ├── NoProviderError         UNAVAILABLE: no provider to send the call to
+    ├── CircuitOpenError        UNAVAILABLE: the circuit breaker is open
+    ├── RateLimitedError        RESOURCE_EXHAUSTED: a token bucket rejected the call
+    └── ConcurrencyLimitError   RESOURCE_EXHAUSTED: too many calls in flight
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc.aio import AioRpcError, Metadata
+
+
+class CsfError(Exception):
+    """The root of every error CSF raises itself."""
+
+
+class ConfigError(CsfError, ValueError):
+    """A configuration value or registry URL is invalid; the message names the field."""
+
+
+class RegistryError(CsfError):
+    """The registry could not carry out an operation."""
+
+
+class InvocationError(CsfError, AioRpcError):
+    """A call failed inside CSF before or instead of reaching a provider."""
+
+    code_for_class: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, details: str) -> None:
+        AioRpcError.__init__(self, self.code_for_class, Metadata(), Metadata(), details, None)
+
+
+class NoProviderError(InvocationError):
+    code_for_class = grpc.StatusCode.UNAVAILABLE
+
+
+class CircuitOpenError(InvocationError):
+    code_for_class = grpc.StatusCode.UNAVAILABLE
+
+
+class RateLimitedError(InvocationError):
+    code_for_class = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class ConcurrencyLimitError(InvocationError):
+    code_for_class = grpc.StatusCode.RESOURCE_EXHAUSTED

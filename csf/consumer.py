@@ -1,0 +1,138 @@
+"""Consumer: one application's client side, handing out typed stubs over governed channels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from csf._chain import DEFAULT_CONSUMER_CHAIN, FilterFactory, resolve_chain
+from csf._exceptions import ConfigError
+from csf.channel import GovernedChannel
+from csf.config import (
+    DEFAULT_CLUSTER,
+    DEFAULT_LB,
+    DEFAULT_RETRIES,
+    DEFAULT_STARTUP_WAIT,
+    DEFAULT_TIMEOUT,
+    HashKey,
+    MethodConfig,
+    StubConfig,
+    check_name,
+    check_timeout,
+)
+from csf.directory import Directory
+from csf.registry import Registry, ServiceKey, open_registry
+from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
+
+StubT = TypeVar("StubT")
+
+
+class Consumer:
+    """The client side of one application (`app`) in one tenant.
+
+    Use it as an async context manager; `stub()` returns generated gRPC stubs whose
+    calls are load balanced over the providers the registry lists. Raises
+    `ConfigError` at construction for a bad registry URL, name or setting.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        tenant: str,
+        app: str,
+        *,
+        snapshot_dir: str | os.PathLike[str] | None = None,
+        chain: Sequence[str] = DEFAULT_CONSUMER_CHAIN,
+        filters: Mapping[str, FilterFactory] | None = None,
+        startup_wait: float = DEFAULT_STARTUP_WAIT,
+    ) -> None:
+        self.tenant = check_name("tenant", tenant)
+        self.app = check_name("app", app)
+        self._registry: Registry = open_registry(
+            registry, startup_wait=check_timeout("startup_wait", startup_wait)
+        )
+        self._filters = resolve_chain(chain, filters)
+        self._snapshots = SnapshotStore(
+            Path(snapshot_dir) if snapshot_dir is not None else default_snapshot_dir()
+        )
+        self._directories: dict[tuple[str, str], Directory] = {}
+        self._started = False
+
+    async def start(self) -> None:
+        await self._registry.start()
+        self._started = True
+
+    async def close(self) -> None:
+        """Close every provider channel and the registry session."""
+        for directory in self._directories.values():
+            await directory.close()
+        self._directories.clear()
+        if self._started:
+            self._started = False
+            await self._registry.close()
+
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def directory(self, service: str, cluster: str = DEFAULT_CLUSTER) -> Directory:
+        """The live provider set of one service cluster, shared by all stubs of it."""
+        if not self._started:
+            raise RuntimeError("Consumer is not started: use `async with Consumer(...)`")
+        key = (check_name("service", service), check_name("cluster", cluster))
+        found = self._directories.get(key)
+        if found is None:
+            found = Directory(
+                ServiceKey(self.tenant, service, cluster), self._registry, self._snapshots
+            )
+            self._directories[key] = found
+        return found
+
+    def stub(
+        self,
+        stub_cls: Callable[[grpc.aio.Channel], StubT],
+        *,
+        service: str,
+        cluster: str = DEFAULT_CLUSTER,
+        lb: str = DEFAULT_LB,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        fallback: Mapping[str, Any] | object | None = None,
+        hash_key: HashKey | None = None,
+        methods: Mapping[str, MethodConfig] | None = None,
+    ) -> StubT:
+        """`stub_cls(channel)` over a GovernedChannel for `service`; typed as `stub_cls` is.
+
+        `timeout` is each call's deadline in seconds unless the call passes its own;
+        `methods` overrides settings per method name. Raises ConfigError for a bad value.
+        """
+        config = StubConfig(
+            service=service,
+            cluster=cluster,
+            lb=lb,
+            timeout=timeout,
+            retries=retries,
+            fallback=fallback,
+            hash_key=hash_key,
+            methods=methods or {},
+        )
+        channel = GovernedChannel(config, lambda name: self.directory(service, name), self._filters)
+        try:
+            return stub_cls(channel)
+        except TypeError as exc:
+            raise ConfigError(
+                f"stub_cls: {stub_cls!r} is not a generated gRPC stub: {exc}"
+            ) from exc

@@ -1,0 +1,196 @@
+"""The live provider set of one service cluster, as one consumer sees it.
+
+Fed with full lists by the registry, it keeps one Endpoint (and channel) per provider,
+rebuilds every balancer's Picker when the set changes (never on the call path), saves
+each list to disk, and starts from that copy when the registry is unreachable.
+An empty list while known providers still answer their health checks is not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from csf._exceptions import NoProviderError
+from csf._invocation import Invocation
+from csf.endpoint import Endpoint
+from csf.lb import BalancerFactory, Picker
+from csf.registry import Instance, Registry, ServiceKey
+from csf.registry.snapshot import SnapshotStore
+
+logger = logging.getLogger("csf.directory")
+
+# How long a removed provider's channel may finish the calls it carries.
+REMOVED_ENDPOINT_GRACE = 5.0
+# How often providers kept through an empty push are asked whether they still serve.
+EMPTY_PUSH_PROBE_INTERVAL = 2.0
+
+
+class PickerRef:
+    """The current picker of one balancer; swapped whole when the set changes."""
+
+    __slots__ = ("picker",)
+
+    def __init__(self) -> None:
+        self.picker: Picker | None = None
+
+
+class Directory:
+    def __init__(
+        self,
+        key: ServiceKey,
+        registry: Registry,
+        snapshots: SnapshotStore | None,
+    ) -> None:
+        self.key = key
+        self.endpoints: dict[str, Endpoint] = {}
+        self.empty_pushes_ignored = 0
+        self._snapshots = snapshots
+        self._balancers: dict[BalancerFactory, PickerRef] = {}
+        self._listed = asyncio.Event()
+        self._from_registry = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._probe_task: asyncio.Task[None] | None = None
+        self._save_wanted = False
+        self._save_task: asyncio.Task[None] | None = None
+        self._subscription = registry.subscribe(key, self)
+
+    # -- what the call path uses ----------------------------------------------------
+
+    def picker_ref(self, factory: BalancerFactory) -> PickerRef:
+        ref = self._balancers.get(factory)
+        if ref is None:
+            ref = self._balancers[factory] = PickerRef()
+            if self._listed.is_set():
+                ref.picker = factory(self._snapshot())
+        return ref
+
+    async def pick(self, ref: PickerRef, inv: Invocation) -> Endpoint:
+        """Pick with `ref`, first waiting (within the call's deadline) for the first listing."""
+        if not self._listed.is_set():
+            try:
+                await asyncio.wait_for(self._listed.wait(), inv.deadline - time.monotonic())
+            except TimeoutError:
+                raise NoProviderError(
+                    f"no provider list for {self.key} arrived within the call's deadline"
+                ) from None
+        endpoint = ref.picker.pick(inv) if ref.picker is not None else None
+        if endpoint is None:
+            raise NoProviderError(f"no provider for {self.key}")
+        return endpoint
+
+    async def wait_listed(self) -> None:
+        """Return once a first provider list (from the registry or a snapshot) is in."""
+        await self._listed.wait()
+
+    # -- what the registry calls (ProviderListener) -----------------------------------
+
+    def on_providers(self, instances: Sequence[Instance]) -> None:
+        if not instances and self.endpoints:
+            self.empty_pushes_ignored += 1
+            logger.warning(
+                "%s: the registry lists no providers while %d are known; "
+                "keeping those that still answer health checks",
+                self.key,
+                len(self.endpoints),
+            )
+            if self._probe_task is None:
+                self._probe_task = self._spawn(self._probe_kept())
+            return
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            self._probe_task = None
+        self._from_registry = True
+        self._apply(instances)
+        self._save_soon()
+
+    def on_unavailable(self) -> None:
+        if self._snapshots is not None and not self._listed.is_set():
+            self._spawn(self._start_from_snapshot(self._snapshots))
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[Endpoint, ...]:
+        return tuple(self.endpoints[address] for address in sorted(self.endpoints))
+
+    def _apply(self, instances: Sequence[Instance]) -> None:
+        wanted = {instance.address: instance for instance in instances}
+        removed = [address for address in self.endpoints if address not in wanted]
+        for address in removed:
+            endpoint = self.endpoints.pop(address)
+            self._spawn(endpoint.close(REMOVED_ENDPOINT_GRACE))
+        added: list[str] = []
+        for address, instance in wanted.items():
+            known = self.endpoints.get(address)
+            if known is None:
+                self.endpoints[address] = Endpoint(instance)
+                added.append(address)
+            else:
+                known.instance = instance
+        snapshot = self._snapshot()
+        for factory, ref in self._balancers.items():
+            ref.picker = factory(snapshot)
+        if added or removed:
+            logger.info("%s: providers %s (+%s -%s)", self.key, sorted(wanted), added, removed)
+        self._listed.set()
+
+    async def _start_from_snapshot(self, store: SnapshotStore) -> None:
+        instances = await asyncio.to_thread(store.load, self.key)
+        if instances is None or self._listed.is_set():
+            return
+        logger.warning(
+            "%s: registry unreachable; starting from the snapshot of %d providers",
+            self.key,
+            len(instances),
+        )
+        self._apply(instances)
+
+    async def _probe_kept(self) -> None:
+        """Drop kept providers once they stop answering; stops on the next non-empty push."""
+        while self.endpoints:
+            endpoints = list(self.endpoints.values())
+            answers = await asyncio.gather(*(endpoint.is_serving() for endpoint in endpoints))
+            if not all(answers):
+                self._apply([ep.instance for ep, ok in zip(endpoints, answers, strict=True) if ok])
+                self._save_soon()
+            if self.endpoints:
+                await asyncio.sleep(EMPTY_PUSH_PROBE_INTERVAL)
+        self._probe_task = None
+
+    def _save_soon(self) -> None:
+        """Save the current list in a thread; saves requested meanwhile fold into one."""
+        if self._snapshots is None:
+            return
+        self._save_wanted = True
+        if self._save_task is None:
+            self._save_task = self._spawn(self._save(self._snapshots))
+
+    async def _save(self, store: SnapshotStore) -> None:
+        try:
+            while self._save_wanted:
+                self._save_wanted = False
+                instances = [endpoint.instance for endpoint in self._snapshot()]
+                try:
+                    await asyncio.to_thread(store.save, self.key, instances)
+                except OSError as exc:
+                    logger.warning("%s: could not save snapshot: %s", self.key, exc)
+        finally:
+            self._save_task = None
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        await self._subscription.cancel()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+        # Saves and closes of removed channels are short: let them finish.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(endpoint.close() for endpoint in self.endpoints.values()))
+        self.endpoints.clear()

@@ -1,0 +1,111 @@
+"""The instance document a provider writes into its ephemeral znode (DESIGN section 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from csf.config import DEFAULT_GROUP, DEFAULT_WEIGHT
+
+INSTANCE_SCHEMA = 1
+MAX_INSTANCE_BYTES = 64 * 1024
+
+
+class InstanceFormatError(ValueError):
+    """Instance data that CSF cannot use; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One provider process serving one microservice, as consumers see it."""
+
+    host: str
+    port: int
+    weight: int = DEFAULT_WEIGHT
+    version: str = ""
+    group: str = DEFAULT_GROUP
+    tags: Mapping[str, str] = field(default_factory=dict)
+    services: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """gRPC service full name -> its method names."""
+    pid: int = 0
+    start_time: float = 0.0
+    """Unix time the provider started; load balancers ramp its weight up from it."""
+    tls: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def to_json(self) -> bytes:
+        document = {
+            "schema": INSTANCE_SCHEMA,
+            "host": self.host,
+            "port": self.port,
+            "weight": self.weight,
+            "version": self.version,
+            "group": self.group,
+            "tags": dict(self.tags),
+            "services": {name: list(methods) for name, methods in self.services.items()},
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "tls": self.tls,
+        }
+        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Instance:
+        """Parse instance data; unknown fields are ignored, anything else wrong raises."""
+        if len(data) > MAX_INSTANCE_BYTES:
+            raise InstanceFormatError(f"{len(data)} bytes is over {MAX_INSTANCE_BYTES}")
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InstanceFormatError(f"not JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise InstanceFormatError("not a JSON object")
+        if doc.get("schema") != INSTANCE_SCHEMA:
+            raise InstanceFormatError(f"schema {doc.get('schema')!r}, expected {INSTANCE_SCHEMA}")
+        services = _typed(doc, "services", dict, {})
+        if not all(
+            isinstance(methods, list) and all(isinstance(m, str) for m in methods)
+            for methods in services.values()
+        ):
+            raise InstanceFormatError("services: expected {service: [method, ...]}")
+        tags = _typed(doc, "tags", dict, {})
+        if not all(isinstance(v, str) for v in tags.values()):
+            raise InstanceFormatError("tags: expected string values")
+        port = _typed(doc, "port", int)
+        weight = _typed(doc, "weight", int, DEFAULT_WEIGHT)
+        if not 0 < port < 65536 or weight < 0:
+            raise InstanceFormatError(f"port {port} or weight {weight} out of range")
+        return cls(
+            host=_typed(doc, "host", str),
+            port=port,
+            weight=weight,
+            version=_typed(doc, "version", str, ""),
+            group=_typed(doc, "group", str, DEFAULT_GROUP),
+            tags=tags,
+            services={name: tuple(methods) for name, methods in services.items()},
+            pid=_typed(doc, "pid", int, 0),
+            start_time=float(_typed(doc, "start_time", (int, float), 0.0)),
+            tls=_typed(doc, "tls", bool, False),
+        )
+
+
+_REQUIRED = object()
+
+
+def _typed(
+    doc: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = _REQUIRED
+) -> Any:
+    if key not in doc:
+        if default is _REQUIRED:
+            raise InstanceFormatError(f"{key}: missing")
+        return default
+    value = doc[key]
+    # bool is an int in Python; a JSON true is not a port.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise InstanceFormatError(f"{key}: {value!r} has the wrong type")
+    return value

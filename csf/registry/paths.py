@@ -1,0 +1,25 @@
+"""The ZooKeeper layout of DESIGN section 2, as path builders."""
+
+from __future__ import annotations
+
+ROOT = "/busidomain/csf"
+
+
+def tenant_path(tenant: str) -> str:
+    return f"{ROOT}/{tenant}"
+
+
+def service_path(tenant: str, service: str) -> str:
+    return f"{ROOT}/{tenant}/{service}"
+
+
+def cluster_path(tenant: str, service: str, cluster: str) -> str:
+    return f"{ROOT}/{tenant}/{service}/clusters/{cluster}"
+
+
+def group_path(tenant: str, service: str, cluster: str, group: str) -> str:
+    return f"{cluster_path(tenant, service, cluster)}/{group}"
+
+
+def instance_path(tenant: str, service: str, cluster: str, group: str, address: str) -> str:
+    return f"{group_path(tenant, service, cluster, group)}/{address}"

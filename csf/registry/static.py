@@ -1,0 +1,38 @@
+"""`static://h:p,...`: fixed providers and no registry (Dubbo's `url=` direct connect)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from csf.config import StaticURL
+from csf.registry._base import ProviderListener, Registration, ServiceKey, Subscription
+from csf.registry.instance import Instance
+
+
+class _StaticSubscription:
+    def __init__(self, handle: asyncio.Handle) -> None:
+        self._handle = handle
+
+    async def cancel(self) -> None:
+        self._handle.cancel()
+
+
+class StaticRegistry:
+    def __init__(self, url: StaticURL) -> None:
+        self._instances = tuple(Instance(host=host, port=port) for host, port in url.addresses)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def register(self, registration: Registration) -> None:
+        """Nothing to publish to: consumers are told the addresses directly."""
+
+    async def deregister(self, registration: Registration) -> None:
+        pass
+
+    def subscribe(self, key: ServiceKey, listener: ProviderListener) -> Subscription:
+        handle = asyncio.get_running_loop().call_soon(listener.on_providers, self._instances)
+        return _StaticSubscription(handle)

@@ -1,0 +1,326 @@
+"""The ZooKeeper registry (kazoo), asyncio side up.
+
+kazoo runs its own threads. Nothing here blocks the event loop: every request is
+kazoo's `*_async` form turned into an asyncio future, and every kazoo callback
+(watches, session state) hops to the loop with `call_soon_threadsafe`.
+
+- Registrations are kept as wanted state: after every (re)connection each one is
+  checked and written again when missing or owned by an older session.
+- A subscription re-lists its service after any watch event, and in full after every
+  reconnection: kazoo drops its watches on a disconnect, and replayed watches are not
+  trusted. While ZooKeeper is away the listener simply hears nothing and keeps its view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.retry import KazooRetry
+
+from csf._exceptions import RegistryError
+from csf.config import ZooKeeperURL
+from csf.registry._base import ProviderListener, Registration, ServiceKey, Subscription
+from csf.registry.instance import Instance, InstanceFormatError
+from csf.registry.paths import cluster_path
+
+logger = logging.getLogger("csf.registry")
+
+# Reconnection: exponential from 0.1 s up to 2 s, each delay jittered by up to 50%.
+_CONNECTION_RETRY = dict(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, max_jitter=0.5)
+_RELIST_BACKOFF = (0.05, 1.0)
+
+
+class ZooKeeperRegistry:
+    def __init__(self, url: ZooKeeperURL, *, startup_wait: float = 0.5) -> None:
+        self.url = url
+        self._startup_wait = startup_wait
+        auth = [("digest", ":".join(url.digest))] if url.digest else None
+        self.client = KazooClient(
+            hosts=url.connect_string,
+            timeout=url.session_timeout,
+            connection_retry=KazooRetry(**_CONNECTION_RETRY),
+            auth_data=auth,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = asyncio.Event()
+        self._registrations: dict[str, Registration] = {}
+        self._watches: set[_ProviderWatch] = set()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin connecting; returns at once (ZooKeeper may well be down)."""
+        self._loop = asyncio.get_running_loop()
+        self.client.add_listener(self._kazoo_state_changed)
+        self.client.start_async()
+
+    async def close(self) -> None:
+        for watch in list(self._watches):
+            await watch.cancel()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        self.client.remove_listener(self._kazoo_state_changed)
+        # stop() joins kazoo's threads and closes the session: not on the loop.
+        await asyncio.to_thread(self.client.stop)
+        await asyncio.to_thread(self.client.close)
+
+    @property
+    def session_id(self) -> int | None:
+        client_id = self.client.client_id
+        return client_id[0] if client_id else None
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def _kazoo_state_changed(self, state: str) -> None:
+        # kazoo thread: hop to the loop and return at once.
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._on_state, state)
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.CONNECTED:
+            logger.info("ZooKeeper connected (session 0x%x)", self.session_id or 0)
+            self._connected.set()
+            for watch in self._watches:
+                watch.relist_all()
+            self._restart_maintenance()
+        else:
+            logger.warning("ZooKeeper connection %s", state.lower())
+            self._connected.clear()
+
+    def _restart_maintenance(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        if self._registrations:
+            self._maintenance = asyncio.create_task(self._ensure_all())
+
+    async def _ensure_all(self) -> None:
+        for registration in list(self._registrations.values()):
+            try:
+                await self._ensure(registration)
+            except (KazooException, RegistryError) as exc:
+                # The next reconnection runs this again.
+                logger.warning("could not re-register %s: %r", registration.path, exc)
+
+    # -- requests -----------------------------------------------------------------
+
+    def call(self, request: Any) -> Awaitable[Any]:
+        """Turn a kazoo IAsyncResult into an asyncio future resolved on the loop."""
+        loop = self._loop
+        assert loop is not None, "start() first"
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def settle(result: Any) -> None:
+            if future.done():
+                return
+            if result.successful():
+                future.set_result(result.value)
+            else:
+                future.set_exception(result.exception)
+
+        request.rawlink(lambda result: loop.call_soon_threadsafe(settle, result))
+        return future
+
+    # -- registration -------------------------------------------------------------
+
+    async def register(self, registration: Registration) -> None:
+        self._registrations[registration.path] = registration
+        await self._ensure(registration)
+
+    async def deregister(self, registration: Registration) -> None:
+        self._registrations.pop(registration.path, None)
+        if not self._connected.is_set():
+            return  # the session's end removes the ephemeral node
+        try:
+            _, stat = await self.call(self.client.get_async(registration.path))
+            if stat.ephemeralOwner == self.session_id:
+                await self.call(self.client.delete_async(registration.path, stat.version))
+        except NoNodeError:
+            pass
+
+    async def _ensure(self, registration: Registration) -> None:
+        """Make the znode exist, hold our data, and belong to our current session."""
+        path, data = registration.path, registration.instance.to_json()
+        while True:
+            await self._connected.wait()
+            try:
+                await self.call(self.client.create_async(path, data, ephemeral=True, makepath=True))
+                logger.info("registered %s", path)
+                return
+            except NodeExistsError:
+                pass
+            try:
+                current, stat = await self.call(self.client.get_async(path))
+            except NoNodeError:
+                continue  # vanished between the two calls: create again
+            if stat.ephemeralOwner == self.session_id:
+                if current != data:
+                    await self.call(self.client.set_async(path, data, stat.version))
+                return
+            # A node left by an older session: replace it atomically.
+            transaction = self.client.transaction()
+            transaction.delete(path, stat.version)
+            transaction.create(path, data, ephemeral=True)
+            results = await self.call(transaction.commit_async())
+            if not any(isinstance(result, Exception) for result in results):
+                logger.info("replaced stale node of session 0x%x at %s", stat.ephemeralOwner, path)
+                return
+
+    # -- subscription -------------------------------------------------------------
+
+    def subscribe(self, key: ServiceKey, listener: ProviderListener) -> Subscription:
+        watch = _ProviderWatch(self, key, listener, self._startup_wait)
+        self._watches.add(watch)
+        return watch
+
+    def _forget(self, watch: _ProviderWatch) -> None:
+        self._watches.discard(watch)
+
+
+class _ProviderWatch:
+    """Keeps one listener told of the full provider list of one service cluster."""
+
+    def __init__(
+        self,
+        registry: ZooKeeperRegistry,
+        key: ServiceKey,
+        listener: ProviderListener,
+        startup_wait: float,
+    ) -> None:
+        self._registry = registry
+        self._key = key
+        self._listener = listener
+        self._startup_wait = startup_wait
+        self._root = cluster_path(key.tenant, key.service, key.cluster)
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        # path -> last good instance there; paths whose data failed to parse or changed.
+        self._instances: dict[str, Instance] = {}
+        self._malformed: set[str] = set()
+        self._changed: set[str] = set()
+        self._loop = asyncio.get_running_loop()
+        self._watcher: Callable[[WatchedEvent], None] = self._kazoo_event
+        self._task = asyncio.create_task(self._run(), name=f"csf-watch {key}")
+
+    async def cancel(self) -> None:
+        self._registry._forget(self)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def relist_all(self) -> None:
+        """Forget every cached read; the next listing fetches all again."""
+        self._changed.update(self._instances)
+        self._malformed.clear()
+        self._dirty.set()
+
+    def _kazoo_event(self, event: WatchedEvent) -> None:
+        self._loop.call_soon_threadsafe(self._on_event, event)
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        if event.path is None:
+            self.relist_all()
+            return
+        if event.type == EventType.CHANGED:
+            self._changed.add(event.path)
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        registry = self._registry
+        try:
+            async with asyncio.timeout(self._startup_wait):
+                await registry.wait_connected()
+        except TimeoutError:
+            self._listener.on_unavailable()
+        failures = 0
+        while True:
+            await self._dirty.wait()
+            await registry.wait_connected()
+            self._dirty.clear()
+            try:
+                instances = await self._list()
+            except KazooException as exc:
+                failures += 1
+                logger.info("listing %s failed (%r); will retry", self._key, exc)
+                low, high = _RELIST_BACKOFF
+                await asyncio.sleep(random.uniform(0, min(high, low * 2**failures)))
+                self._dirty.set()
+                continue
+            failures = 0
+            self._listener.on_providers(instances)
+
+    async def _list(self) -> Sequence[Instance]:
+        call, client, watcher = self._registry.call, self._registry.client, self._watcher
+        try:
+            groups = await call(client.get_children_async(self._root, watcher))
+        except NoNodeError:
+            # Not created yet: the exists-watch fires when it is.
+            if await call(client.exists_async(self._root, watcher)) is None:
+                return []
+            self._dirty.set()
+            return []
+        group_paths = [f"{self._root}/{group}" for group in groups]
+        children = await asyncio.gather(
+            *(self._children(path) for path in group_paths), return_exceptions=False
+        )
+        paths = {
+            f"{group}/{name}"
+            for group, names in zip(group_paths, children, strict=True)
+            for name in names
+        }
+        for gone in set(self._instances).difference(paths):
+            del self._instances[gone]
+        self._malformed.intersection_update(paths)
+        changed, self._changed = self._changed & paths, set()
+        unknown = [
+            p
+            for p in paths
+            if p in changed or (p not in self._instances and p not in self._malformed)
+        ]
+        fetched = await asyncio.gather(*(self._fetch(path) for path in unknown))
+        for path, data in zip(unknown, fetched, strict=True):
+            if data is not None:
+                self._parse(path, data)
+        return list(self._instances.values())
+
+    async def _children(self, path: str) -> list[str]:
+        try:
+            names: list[str] = await self._registry.call(
+                self._registry.client.get_children_async(path, self._watcher)
+            )
+        except NoNodeError:
+            return []
+        return names
+
+    async def _fetch(self, path: str) -> bytes | None:
+        try:
+            data, _ = await self._registry.call(
+                self._registry.client.get_async(path, self._watcher)
+            )
+        except NoNodeError:
+            return None
+        return bytes(data or b"")
+
+    def _parse(self, path: str, data: bytes) -> None:
+        group, address = path.rsplit("/", 2)[-2:]
+        try:
+            instance = Instance.from_json(data)
+            if instance.address != address or instance.group != group:
+                raise InstanceFormatError(
+                    f"says {instance.group}/{instance.address}, path says {group}/{address}"
+                )
+        except InstanceFormatError as exc:
+            kept = " (keeping its last good data)" if path in self._instances else ""
+            logger.warning("skipping malformed instance at %s: %s%s", path, exc, kept)
+            self._malformed.add(path)
+            return
+        self._malformed.discard(path)
+        self._instances[path] = instance
