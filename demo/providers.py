@@ -11,7 +11,6 @@ import grpc
 import csf
 from demo import greeter_pb2, greeter_pb2_grpc
 
-
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
