@@ -1,0 +1,162 @@
+"""Shared fixtures: a real ZooKeeper, provider processes, and polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+import csf
+from csf.registry import ZooKeeperRegistry
+from csf.testing.zookeeper import LocalZooKeeper
+from demo.providers import Greeter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalZooKeeper]:
+    """One ZooKeeper for the session; tests keep apart by using their own tenant."""
+    server = LocalZooKeeper(tmp_path_factory.mktemp("zk-shared"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_zookeeper(tmp_path: Path) -> Iterator[LocalZooKeeper]:
+    """A ZooKeeper for one test, which it may stop and start again."""
+    server = LocalZooKeeper(tmp_path / "zk")
+    server.start()
+    yield server
+    server.stop()
+
+
+_tenants = itertools.count()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"T{next(_tenants)}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def kazoo(zookeeper: LocalZooKeeper) -> Iterator[KazooClient]:
+    """A plain kazoo client, to look at and tamper with ZooKeeper from the outside."""
+    client = KazooClient(hosts=zookeeper.hosts)
+    client.start(timeout=10)
+    yield client
+    client.stop()
+    client.close()
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = 10.0, what: str = ""
+) -> float:
+    """Poll `condition` until true; returns the seconds it took, fails at the deadline."""
+    start = time.monotonic()
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return time.monotonic() - start
+        if time.monotonic() - start > within:
+            pytest.fail(f"timed out after {within}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+class ProviderProcess:
+    """A demo provider in its own process (`python -m demo provider`)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
+        self.process = process
+        self.address = address
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGKILL)
+        return await self.process.wait()
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[Callable[..., Awaitable[ProviderProcess]]]:
+    """Start demo provider processes; every one still running is killed at the end."""
+    started: list[ProviderProcess] = []
+
+    async def start(registry: str, tenant: str, *extra: str) -> ProviderProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "demo",
+            "provider",
+            "--registry",
+            registry,
+            "--tenant",
+            tenant,
+            *extra,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail("provider process did not report its address within 30 s")
+        text = line.decode().strip()
+        if not text.startswith("serving "):
+            process.kill()
+            await process.wait()
+            pytest.fail(f"provider process said {text!r}")
+        provider = ProviderProcess(process, text.removeprefix("serving "))
+        started.append(provider)
+        return provider
+
+    yield start
+    for provider in started:
+        await provider.stop()
+
+
+def greeter_server(registry: str, tenant: str, **kwargs: object) -> csf.Server:
+    """An in-process demo provider (not started) that stops without lingering."""
+    settings: dict[str, object] = {"deregister_wait": 0, "grace": 2.0, "handle_signals": False}
+    settings.update(kwargs)
+    server = csf.Server(registry=registry, tenant=tenant, **settings)  # type: ignore[arg-type]
+    server.add(Greeter(lambda: server.address))
+    return server
+
+
+def zk_registry(server: csf.Server) -> ZooKeeperRegistry:
+    registry = server.registry
+    assert isinstance(registry, ZooKeeperRegistry)
+    return registry
+
+
+def expire_session(hosts: str, client: KazooClient) -> None:
+    """Make ZooKeeper expire `client`'s session: another client takes it over and closes it."""
+    session_id, password = client.client_id
+    thief = KazooClient(hosts=hosts, client_id=(session_id, password))
+    thief.start(timeout=10)
+    thief.stop()
+    thief.close()

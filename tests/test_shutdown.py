@@ -1,0 +1,73 @@
+"""Graceful shutdown: deregister, keep serving while consumers notice, drain, stop."""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from kazoo.client import KazooClient
+
+import csf
+from csf.testing.zookeeper import LocalZooKeeper
+from demo import greeter_pb2, greeter_pb2_grpc
+from tests.conftest import ProviderProcess, greeter_server, wait_until
+
+StartProvider = Callable[..., Awaitable[ProviderProcess]]
+
+
+async def test_stop_deregisters_serves_during_the_wait_then_drains(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
+) -> None:
+    server = greeter_server(zookeeper.url, tenant, deregister_wait=1.0)
+    await server.start()
+    path = server.registrations[0].path
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        direct = greeter_pb2_grpc.GreeterStub(channel)
+        in_flight = asyncio.ensure_future(
+            direct.SayHello(greeter_pb2.HelloRequest(name="slow", delay_ms=1_500))
+        )
+        stopping = asyncio.ensure_future(server.stop())
+        await wait_until(
+            lambda: asyncio.to_thread(lambda: kazoo.exists(path) is None), 5, "deregistration"
+        )
+        # Deregistered but still in its wait: consumers that have not noticed are served.
+        assert not stopping.done()
+        reply = await direct.SayHello(greeter_pb2.HelloRequest(name="late"))
+        assert reply.message == "hi late"
+        await stopping
+        assert (await in_flight).message == "hi slow"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await direct.SayHello(greeter_pb2.HelloRequest(name="after"), timeout=1)
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_stops_a_provider_process_gracefully(
+    zookeeper: LocalZooKeeper,
+    kazoo: KazooClient,
+    tenant: str,
+    tmp_path: Path,
+    providers: StartProvider,
+    signum: signal.Signals,
+) -> None:
+    provider = await providers(zookeeper.url, tenant)
+    path = f"/busidomain/csf/{tenant}/XIESR/clusters/defaultCluster/normal/{provider.address}"
+    assert await asyncio.to_thread(kazoo.exists, path) is not None
+    async with csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path
+    ) as consumer:
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
+        slow = stub.SayHello(greeter_pb2.HelloRequest(name="slow", delay_ms=800))
+        endpoints = consumer.directory("XIESR").endpoints
+
+        def slow_call_in_flight() -> bool:
+            endpoint = endpoints.get(provider.address)
+            return endpoint is not None and endpoint.active == 1
+
+        await wait_until(slow_call_in_flight, 5, "the slow call in flight")
+        provider.signal(signum)
+        assert (await slow).message == "hi slow"
+        assert await asyncio.wait_for(provider.process.wait(), 20) == 0
+    assert await asyncio.to_thread(kazoo.exists, path) is None
