@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The demo: a ZooKeeper (local unless CSF_ZK is set), three providers and a consumer.
+source "$(dirname "$0")/_setup.sh"
+[ -n "${CSF_ZK:-}" ] || ensure_zookeeper
+ensure_venv
+cd "$ROOT"
+exec "$PY" -m demo
