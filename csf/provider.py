@@ -43,10 +43,12 @@ logger = logging.getLogger("csf.provider")
 
 ServicerT = TypeVar("ServicerT", bound=type)
 
-# Consumers ping idle connections every 10 s; accept that instead of answering GOAWAY.
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    # Consumers ping idle connections every 10 s; accept that instead of answering GOAWAY.
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # One host:port is one registered provider: never share a port with another process.
+    ("grpc.so_reuseport", 0),
 )
 # How long start() waits for the first registration before serving unregistered.
 REGISTER_WAIT = 10.0
@@ -226,8 +228,12 @@ class Server:
             for recorder in served.recorders:
                 recorder.replay(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        try:
+            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        except RuntimeError:  # grpcio raises where older versions returned 0
+            bound = 0
         if bound == 0:
+            await server.stop(None)
             raise ConfigError(f"port: could not bind {self.host}:{self.port}")
         self.port = bound
         await server.start()
@@ -237,7 +243,12 @@ class Server:
                 await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         await self._registry.start()
         self._registrations = [self._registration(served) for served in self._served.values()]
-        await self._register_all()
+        try:
+            await self._register_all()
+        except BaseException:
+            await server.stop(None)
+            await self._registry.close()
+            raise
         self._install_signal_handlers()
         logger.info("serving %s on %s", sorted(s for s, _ in self._served), self.address)
 

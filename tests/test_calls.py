@@ -136,3 +136,10 @@ async def test_static_registry_connects_directly(tenant: str, tmp_path: Path) ->
             stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
             served = {(await stub.SayHello(Request(name="x"))).served_by for _ in range(4)}
             assert served == {server.address for server in servers}
+
+
+async def test_a_port_in_use_is_a_config_error(tenant: str) -> None:
+    async with greeter_server("static://127.0.0.1:1", tenant) as first:
+        second = greeter_server("static://127.0.0.1:1", tenant, port=first.port)
+        with pytest.raises(csf.ConfigError, match=f"port: could not bind 127.0.0.1:{first.port}"):
+            await second.start()

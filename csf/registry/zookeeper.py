@@ -20,7 +20,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
@@ -35,6 +42,13 @@ logger = logging.getLogger("csf.registry")
 # Reconnection: exponential from 0.1 s up to 2 s, each delay jittered by up to 50%.
 _CONNECTION_RETRY = dict(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, max_jitter=0.5)
 _RELIST_BACKOFF = (0.05, 1.0)
+# Errors that end when the connection is back; anything else ZooKeeper says is a refusal.
+_TRANSIENT = (ConnectionLoss, SessionExpiredError, OperationTimeoutError)
+
+
+def _backoff(failures: int) -> float:
+    low, high = _RELIST_BACKOFF
+    return random.uniform(0, min(high, low * 2**failures))
 
 
 class ZooKeeperRegistry:
@@ -148,32 +162,49 @@ class ZooKeeperRegistry:
             pass
 
     async def _ensure(self, registration: Registration) -> None:
-        """Make the znode exist, hold our data, and belong to our current session."""
-        path, data = registration.path, registration.instance.to_json()
+        """Make the znode exist, hold our data, and belong to our current session.
+
+        Waits through connection losses; raises RegistryError when ZooKeeper refuses.
+        """
+        failures = 0
         while True:
             await self._connected.wait()
             try:
-                await self.call(self.client.create_async(path, data, ephemeral=True, makepath=True))
-                logger.info("registered %s", path)
-                return
-            except NodeExistsError:
-                pass
-            try:
-                current, stat = await self.call(self.client.get_async(path))
-            except NoNodeError:
-                continue  # vanished between the two calls: create again
-            if stat.ephemeralOwner == self.session_id:
-                if current != data:
-                    await self.call(self.client.set_async(path, data, stat.version))
-                return
-            # A node left by an older session: replace it atomically.
-            transaction = self.client.transaction()
-            transaction.delete(path, stat.version)
-            transaction.create(path, data, ephemeral=True)
-            results = await self.call(transaction.commit_async())
-            if not any(isinstance(result, Exception) for result in results):
-                logger.info("replaced stale node of session 0x%x at %s", stat.ephemeralOwner, path)
-                return
+                if await self._ensure_once(registration.path, registration.instance.to_json()):
+                    return
+            except _TRANSIENT as exc:
+                failures += 1
+                logger.info("registering %s interrupted (%r); will retry", registration.path, exc)
+                await asyncio.sleep(_backoff(failures))
+            except KazooException as exc:
+                message = f"ZooKeeper refused to register {registration.path}: {exc!r}"
+                raise RegistryError(message) from exc
+
+    async def _ensure_once(self, path: str, data: bytes) -> bool:
+        """One attempt; False when the node changed under us and it must be tried again."""
+        try:
+            await self.call(self.client.create_async(path, data, ephemeral=True, makepath=True))
+            logger.info("registered %s", path)
+            return True
+        except NodeExistsError:
+            pass
+        try:
+            current, stat = await self.call(self.client.get_async(path))
+        except NoNodeError:
+            return False  # vanished between the two calls
+        if stat.ephemeralOwner == self.session_id:
+            if current != data:
+                await self.call(self.client.set_async(path, data, stat.version))
+            return True
+        # A node left by an older session: replace it atomically.
+        transaction = self.client.transaction()
+        transaction.delete(path, stat.version)
+        transaction.create(path, data, ephemeral=True)
+        results = await self.call(transaction.commit_async())
+        if any(isinstance(result, Exception) for result in results):
+            return False
+        logger.info("replaced stale node of session 0x%x at %s", stat.ephemeralOwner, path)
+        return True
 
     # -- subscription -------------------------------------------------------------
 
@@ -247,11 +278,12 @@ class _ProviderWatch:
             self._dirty.clear()
             try:
                 instances = await self._list()
-            except KazooException as exc:
+            except Exception as exc:
+                # Keep the last view and the watch alive, whatever went wrong.
                 failures += 1
-                logger.info("listing %s failed (%r); will retry", self._key, exc)
-                low, high = _RELIST_BACKOFF
-                await asyncio.sleep(random.uniform(0, min(high, low * 2**failures)))
+                level = logging.INFO if isinstance(exc, _TRANSIENT) else logging.ERROR
+                logger.log(level, "listing %s failed (%r); will retry", self._key, exc)
+                await asyncio.sleep(_backoff(failures))
                 self._dirty.set()
                 continue
             failures = 0
