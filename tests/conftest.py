@@ -160,3 +160,19 @@ def expire_session(hosts: str, client: KazooClient) -> None:
     thief.start(timeout=10)
     thief.stop()
     thief.close()
+
+
+_figures: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Lines a test measured (times, counts); printed in pytest's closing summary."""
+    return _figures
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _figures:
+        terminalreporter.section("figures measured by the tests")
+        for line in _figures:
+            terminalreporter.write_line(line)

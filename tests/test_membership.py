@@ -15,7 +15,11 @@ SESSION_TIMEOUT = 2
 
 
 async def test_a_joining_provider_gets_calls_and_a_killed_one_is_dropped(
-    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, providers: StartProvider
+    zookeeper: LocalZooKeeper,
+    tenant: str,
+    tmp_path: Path,
+    providers: StartProvider,
+    figures: list[str],
 ) -> None:
     registry = f"{zookeeper.url}?session_timeout={SESSION_TIMEOUT}"
     first = await providers(registry, tenant)
@@ -40,7 +44,7 @@ async def test_a_joining_provider_gets_calls_and_a_killed_one_is_dropped(
         killed_at = time.monotonic()
         await wait_until(lambda: second.address not in directory.endpoints, 30, "the drop")
         took = time.monotonic() - killed_at
-        print(f"SIGKILLed provider dropped from the view {took:.2f}s after the kill "
+        figures.append(f"SIGKILLed provider dropped from the view {took:.2f}s after the kill "
               f"(session timeout {SESSION_TIMEOUT}s)")  # fmt: skip
         assert took > SESSION_TIMEOUT * 0.5, "dropped before ZooKeeper could have expired it"
         assert await served_by(4) == {first.address}

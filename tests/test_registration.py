@@ -38,7 +38,7 @@ async def test_znode_at_the_exact_path_with_instance_json_gone_after_stop(
 
 
 async def test_after_a_forced_session_expiry_the_node_belongs_to_the_new_session(
-    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, figures: list[str]
 ) -> None:
     async with greeter_server(zookeeper.url, tenant) as server:
         registry = zk_registry(server)
@@ -55,7 +55,7 @@ async def test_after_a_forced_session_expiry_the_node_belongs_to_the_new_session
             )  # fmt: skip
 
         took = await wait_until(owned_by_new_session, 20, "re-registration after expiry")
-        print(f"re-registered under a new session {took:.2f}s after the forced expiry")
+        figures.append(f"re-registered under a new session {took:.2f}s after the forced expiry")
 
 
 async def test_a_stale_node_of_another_session_is_replaced(

@@ -31,7 +31,11 @@ def group_children(hosts: str, path: str) -> set[str]:
 
 
 async def test_zookeeper_stopped_while_calling_then_restarted(
-    own_zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, providers: StartProvider
+    own_zookeeper: LocalZooKeeper,
+    tenant: str,
+    tmp_path: Path,
+    providers: StartProvider,
+    figures: list[str],
 ) -> None:
     registry = f"{own_zookeeper.url}?session_timeout={SESSION_TIMEOUT}"
     started = [await providers(registry, tenant) for _ in range(2)]
@@ -54,7 +58,7 @@ async def test_zookeeper_stopped_while_calling_then_restarted(
             except Exception:
                 failed += 1
             await asyncio.sleep(CALL_INTERVAL)
-        print(f"ZooKeeper down {OUTAGE}s: {served} calls served, {failed} failed")
+        figures.append(f"ZooKeeper down {OUTAGE}s: {served} calls served, {failed} failed")
         assert failed == 0 and served > 0
         assert set(directory.endpoints) == addresses
 
@@ -68,7 +72,7 @@ async def test_zookeeper_stopped_while_calling_then_restarted(
             lambda: _registered(own_zookeeper.hosts, group, addresses), 30, "re-registration"
         )
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "view converged")
-        print(f"providers listed again {took:.2f}s after ZooKeeper came back")
+        figures.append(f"providers listed again {took:.2f}s after ZooKeeper came back")
         replies = {(await stub.SayHello(greeter_pb2.HelloRequest(name="y"))).served_by
                    for _ in range(4)}  # fmt: skip
         assert replies == addresses
