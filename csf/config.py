@@ -21,6 +21,8 @@ DEFAULT_LB = "round_robin"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 DEFAULT_WEIGHT = 100
+# A new provider's weight ramps up linearly over this many seconds from its start.
+DEFAULT_WARMUP = 600.0
 DEFAULT_SESSION_TIMEOUT = 10.0
 # How long a new directory waits for the registry before it serves from its snapshot.
 DEFAULT_STARTUP_WAIT = 0.5
@@ -106,6 +108,9 @@ class MethodSettings:
     idempotent: bool
     cluster: str
     lb: str
+    group: str | None
+    version: str | None
+    tags: Mapping[str, str]
 
 
 Fallback = Callable[[Any, BaseException], Awaitable[Any]]
@@ -126,11 +131,19 @@ class StubConfig:
     fallback: Mapping[str, Fallback] | object | None = None
     hash_key: HashKey | None = None
     methods: Mapping[str, MethodConfig] = field(default_factory=dict)
+    group: str | None = None
+    version: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("service", self.service)
         check_name("cluster", self.cluster)
         check_name("lb", self.lb)
+        if self.group is not None:
+            check_name("group", self.group)
+        if self.version is not None and not isinstance(self.version, str):
+            raise ConfigError(f"version: expected a string, got {self.version!r}")
+        check_tags("tags", self.tags)
         check_timeout("timeout", self.timeout)
         check_count("retries", self.retries)
         if self.hash_key is not None and not callable(self.hash_key):
@@ -156,6 +169,9 @@ class StubConfig:
             idempotent=override.idempotent,
             cluster=override.cluster or self.cluster,
             lb=override.lb or self.lb,
+            group=self.group,
+            version=self.version,
+            tags=self.tags,
         )
 
     def fallback_for(self, name: str) -> Fallback | None:

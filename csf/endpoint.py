@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,27 +23,91 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.enable_retries", 0),
 )
 HEALTH_PROBE_TIMEOUT = 1.0
+# Peak-EWMA of latency (Finagle's): a slower call counts at once, faster ones decay in
+# with this time constant, so a provider that turns slow loses traffic immediately.
+EWMA_DECAY_SECONDS = 10.0
 
 Serializer = Callable[[Any], bytes] | None
 Deserializer = Callable[[bytes], Any] | None
 
 
-class Endpoint:
-    """A provider with live counters; balancers read `active`, tests read the totals."""
+ActiveWatcher = Callable[["Endpoint", int], None]
+"""Told (endpoint, change) whenever the endpoint's in-flight count moves by +1 or -1."""
 
-    __slots__ = ("_callables", "active", "address", "calls", "channel", "failures", "instance")
+
+class Endpoint:
+    """A provider as this consumer holds it, with the live figures balancers read.
+
+    `weight` is the effective weight (rule overrides and warm-up applied) that the
+    directory sets before it builds pickers; `active` counts calls in flight; `ewma`
+    is the peak-EWMA latency in seconds.
+    """
+
+    __slots__ = (
+        "_callables",
+        "_ewma_at",
+        "active",
+        "address",
+        "calls",
+        "channel",
+        "ewma",
+        "failures",
+        "instance",
+        "watchers",
+        "weight",
+    )
 
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.address = instance.address
+        self.weight = instance.weight
         self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self.active = 0
         self.calls = 0
         self.failures = 0
+        self.ewma = 0.0
+        self._ewma_at = 0.0
+        self.watchers: list[ActiveWatcher] = []
         self._callables: dict[tuple[str, str], Any] = {}
 
     def __repr__(self) -> str:
-        return f"Endpoint({self.address}, active={self.active})"
+        return f"Endpoint({self.address}, weight={self.weight}, active={self.active})"
+
+    @property
+    def usable(self) -> bool:
+        """False while the channel cannot connect; balancers then prefer others."""
+        state = self.channel.get_state(False)
+        return state is not grpc.ChannelConnectivity.TRANSIENT_FAILURE
+
+    def begin(self) -> float:
+        """A call starts here; returns its start time for `end`."""
+        self.active += 1
+        for watcher in self.watchers:
+            watcher(self, 1)
+        return time.monotonic()
+
+    def end(self, started: float, code: grpc.StatusCode, *, timed: bool = True) -> None:
+        """The call begun at `started` is over with `code`.
+
+        `timed=False` for streams: how long a stream stays open says nothing of latency.
+        """
+        self.active -= 1
+        for watcher in self.watchers:
+            watcher(self, -1)
+        self.calls += 1
+        if code is not grpc.StatusCode.OK:
+            self.failures += 1
+        if timed:
+            now = time.monotonic()
+            self._observe_latency(now - started, now)
+
+    def _observe_latency(self, latency: float, now: float) -> None:
+        if latency > self.ewma:
+            self.ewma = latency
+        else:
+            keep = math.exp(-(now - self._ewma_at) / EWMA_DECAY_SECONDS)
+            self.ewma = self.ewma * keep + latency * (1 - keep)
+        self._ewma_at = now
 
     def callable(
         self,
@@ -60,12 +126,6 @@ class Endpoint:
             )
             self._callables[key] = found
         return found
-
-    def record(self, code: grpc.StatusCode) -> None:
-        """Count the outcome of a finished call."""
-        self.calls += 1
-        if code is not grpc.StatusCode.OK:
-            self.failures += 1
 
     async def is_serving(self) -> bool:
         """Ask the provider's health service; anything but SERVING is a no."""

@@ -31,6 +31,7 @@ from csf.config import (
     DEFAULT_GROUP,
     DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_STARTUP_WAIT,
+    DEFAULT_WARMUP,
     DEFAULT_WEIGHT,
     check_count,
     check_name,
@@ -63,6 +64,7 @@ class ProviderSpec:
     weight: int = DEFAULT_WEIGHT
     group: str = DEFAULT_GROUP
     tags: Mapping[str, str] = field(default_factory=dict)
+    warmup: float = DEFAULT_WARMUP
 
 
 def provider(
@@ -72,16 +74,24 @@ def provider(
     weight: int = DEFAULT_WEIGHT,
     group: str = DEFAULT_GROUP,
     tags: Mapping[str, str] | None = None,
+    warmup: float = DEFAULT_WARMUP,
 ) -> Callable[[ServicerT], ServicerT]:
-    """Mark a generated servicer's subclass as a provider of microservice `service`."""
+    """Mark a generated servicer's subclass as a provider of microservice `service`.
+
+    Consumers ramp a new provider's `weight` up linearly over `warmup` seconds from
+    its start (0: full weight at once). Raises ConfigError for a bad value.
+    """
     if not isinstance(version, str):
         raise ConfigError(f"version: expected a string, got {version!r}")
+    if warmup != 0:
+        check_timeout("warmup", warmup)
     spec = ProviderSpec(
         service=check_name("service", service),
         version=version,
         weight=check_count("weight", weight),
         group=check_name("group", group),
         tags=check_tags("tags", tags or {}),
+        warmup=float(warmup),
     )
 
     def mark(cls: ServicerT) -> ServicerT:
@@ -209,14 +219,10 @@ class Server:
         recorder = _HandlerRecorder()
         find_add_function(servicer)(servicer, recorder)
         served = self._served.setdefault((spec.service, spec.group), _Served(spec))
-        if (served.spec.version, served.spec.weight, served.spec.tags) != (
-            spec.version,
-            spec.weight,
-            spec.tags,
-        ):
+        if served.spec != spec:
             raise ConfigError(
-                f"servicer: {type(servicer).__name__} differs in version, weight or tags from "
-                f"another provider of {spec.service} in group {spec.group}"
+                f"servicer: {type(servicer).__name__} differs in version, weight, tags or "
+                f"warmup from another provider of {spec.service} in group {spec.group}"
             )
         served.recorders.append(recorder)
 
@@ -264,6 +270,7 @@ class Server:
             services=served.grpc_services(),
             pid=os.getpid(),
             start_time=time.time(),
+            warmup=spec.warmup,
         )
         return Registration(ServiceKey(self.tenant, spec.service, self.cluster), instance)
 

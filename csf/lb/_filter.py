@@ -21,12 +21,13 @@ class LoadBalanceFilter:
         self._ref = ref
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        picker = self._ref.picker
+        ref = inv.pool or self._ref
+        picker = ref.picker
         endpoint = picker.pick(inv) if picker is not None else None
         if endpoint is None:
-            endpoint = await self._directory.pick(self._ref, inv)
+            endpoint = await self._directory.pick(ref, inv)
         inv.endpoint = endpoint
-        endpoint.active += 1
+        started = endpoint.begin()
         code = grpc.StatusCode.OK
         try:
             return await next(inv)
@@ -40,5 +41,4 @@ class LoadBalanceFilter:
             code = grpc.StatusCode.UNKNOWN
             raise
         finally:
-            endpoint.active -= 1
-            endpoint.record(code)
+            endpoint.end(started, code)

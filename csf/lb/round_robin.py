@@ -7,29 +7,20 @@ from collections.abc import Sequence
 
 from csf._invocation import Invocation
 from csf.endpoint import Endpoint
+from csf.lb._picker import SnapshotPicker
 
 name = "round_robin"
 
 
-class RoundRobinPicker:
-    __slots__ = ("_endpoints", "_next")
+class RoundRobinPicker(SnapshotPicker):
+    __slots__ = ("_next",)
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
-        self._endpoints = tuple(endpoints)
+        super().__init__(endpoints)
         # A random start keeps many consumers from all opening on the same provider.
-        self._next = random.randrange(len(self._endpoints)) if self._endpoints else 0
+        self._next = random.randrange(len(self.endpoints)) if self.endpoints else 0
 
-    def pick(self, inv: Invocation) -> Endpoint | None:
-        endpoints = self._endpoints
-        count = len(endpoints)
-        if not count:
-            return None
+    def choose(self, inv: Invocation) -> Endpoint:
         index = self._next
-        self._next = (index + 1) % count
-        chosen = endpoints[index]
-        if inv.tried and chosen.address in inv.tried:
-            for step in range(1, count):
-                candidate = endpoints[(index + step) % count]
-                if candidate.address not in inv.tried:
-                    return candidate
-        return chosen
+        self._next = (index + 1) % len(self.endpoints)
+        return self.endpoints[index]

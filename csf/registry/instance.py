@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from csf.config import DEFAULT_GROUP, DEFAULT_WEIGHT
+from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT
 
 INSTANCE_SCHEMA = 1
 MAX_INSTANCE_BYTES = 64 * 1024
@@ -32,6 +32,8 @@ class Instance:
     pid: int = 0
     start_time: float = 0.0
     """Unix time the provider started; load balancers ramp its weight up from it."""
+    warmup: float = DEFAULT_WARMUP
+    """Seconds over which its weight ramps up from start_time; 0 for none."""
     tls: bool = False
 
     @property
@@ -50,6 +52,7 @@ class Instance:
             "services": {name: list(methods) for name, methods in self.services.items()},
             "pid": self.pid,
             "start_time": self.start_time,
+            "warmup": self.warmup,
             "tls": self.tls,
         }
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
@@ -78,8 +81,11 @@ class Instance:
             raise InstanceFormatError("tags: expected string values")
         port = _typed(doc, "port", int)
         weight = _typed(doc, "weight", int, DEFAULT_WEIGHT)
-        if not 0 < port < 65536 or weight < 0:
-            raise InstanceFormatError(f"port {port} or weight {weight} out of range")
+        warmup = float(_typed(doc, "warmup", (int, float), DEFAULT_WARMUP))
+        if not 0 < port < 65536 or weight < 0 or warmup < 0:
+            raise InstanceFormatError(
+                f"port {port}, weight {weight} or warmup {warmup} out of range"
+            )
         return cls(
             host=_typed(doc, "host", str),
             port=port,
@@ -90,6 +96,7 @@ class Instance:
             services={name: tuple(methods) for name, methods in services.items()},
             pid=_typed(doc, "pid", int, 0),
             start_time=float(_typed(doc, "start_time", (int, float), 0.0)),
+            warmup=warmup,
             tls=_typed(doc, "tls", bool, False),
         )
 

@@ -28,7 +28,7 @@ def test_document_carries_the_designed_fields() -> None:
     assert document["schema"] == 1
     assert set(document) == {
         "schema", "host", "port", "weight", "version", "group", "tags", "services", "pid",
-        "start_time", "tls",
+        "start_time", "warmup", "tls",
     }  # fmt: skip
 
 
