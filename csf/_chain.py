@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from csf._exceptions import ConfigError
 from csf._invocation import Filter
 from csf.config import Fallback, HashKey, MethodSettings
-from csf.directory import Directory
+from csf.directory import Directory, Selector
 from csf.lb import BalancerFactory, LoadBalanceFilter
+from csf.router import RouterFilter
+from csf.rule_set import ServiceRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class MethodContext:
     """The gRPC method path, '/package.Service/Method'."""
     config: MethodSettings
     directory: Directory
+    rules: ServiceRules
     balancer: BalancerFactory
     fallback: Fallback | None
     hash_key: HashKey | None
@@ -35,16 +38,24 @@ class MethodContext:
     def method_name(self) -> str:
         return self.method.rsplit("/", 1)[-1]
 
+    @property
+    def selector(self) -> Selector:
+        """The providers the stub itself admits (its group, version and tags)."""
+        return Selector.of(self.config.group, self.config.version, self.config.tags)
+
 
 FilterFactory = Callable[[MethodContext], Filter | None]
 
 
 def _load_balance(ctx: MethodContext) -> Filter:
-    return LoadBalanceFilter(ctx.directory, ctx.directory.picker_ref(ctx.balancer))
+    return LoadBalanceFilter(ctx.directory, ctx.directory.pool(ctx.balancer, ctx.selector))
 
 
-DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = ("load_balance",)
-BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {"load_balance": _load_balance}
+DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = ("router", "load_balance")
+BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
+    "router": RouterFilter,
+    "load_balance": _load_balance,
+}
 
 
 def resolve_chain(

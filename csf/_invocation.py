@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from csf.directory import PickerRef
     from csf.endpoint import Endpoint
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -34,6 +35,8 @@ class Invocation:
     tried: set[str] = field(default_factory=set)
     """host:port of the providers already tried by this call."""
     hash_key: str | None = None
+    pool: PickerRef | None = None
+    """The providers this call may go to (set by the router); None: the balancer's default."""
     endpoint: Endpoint | None = None
     """The provider chosen for the current attempt (set by load balancing)."""
     wait_for_ready: bool | None = None

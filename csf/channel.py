@@ -26,6 +26,7 @@ from csf.config import StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Endpoint, Serializer
 from csf.lb import balancer
+from csf.rule_set import ServiceRules
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -287,7 +288,8 @@ class _StreamOpener:
         self._kind = kind
         self._serializer = serializer
         self._deserializer = deserializer
-        self._ref = ctx.directory.picker_ref(ctx.balancer)
+        # Streams go to the stub's own selection; route rules split unary calls only.
+        self._ref = ctx.directory.pool(ctx.balancer, ctx.selector)
 
     def invocation(
         self, argument: Any, timeout: float | None, metadata: Any, wait_for_ready: bool | None
@@ -318,16 +320,14 @@ class _StreamOpener:
         )
         inv.endpoint = endpoint
         inv.call = call
-        endpoint.active += 1
-        call.add_done_callback(lambda finished: self._finished(endpoint, finished))
+        started = endpoint.begin()
+        call.add_done_callback(lambda finished: self._finished(endpoint, started, finished))
         return call
 
     @staticmethod
-    def _finished(endpoint: Endpoint, call: Any) -> None:
-        endpoint.active -= 1
-
+    def _finished(endpoint: Endpoint, started: float, call: Any) -> None:
         async def record() -> None:
-            endpoint.record(await call.code())
+            endpoint.end(started, await call.code(), timed=False)
 
         # A finished call knows its code at once, but tells it only through a coroutine.
         task = asyncio.get_running_loop().create_task(record())
@@ -384,10 +384,12 @@ class GovernedChannel(grpc.aio.Channel):
         self,
         config: StubConfig,
         directory_for: Callable[[str], Directory],
+        rules: ServiceRules,
         filters: tuple[FilterFactory, ...],
     ) -> None:
         self.config = config
         self._directory_for = directory_for
+        self._rules = rules
         self._filters = filters
         self._multicallables: dict[tuple[str, str], Any] = {}
 
@@ -400,6 +402,7 @@ class GovernedChannel(grpc.aio.Channel):
             method=method,
             config=config,
             directory=self._directory_for(config.cluster),
+            rules=self._rules,
             balancer=balancer(config.lb, field=field),
             fallback=self.config.fallback_for(name),
             hash_key=self.config.hash_key,

@@ -28,6 +28,7 @@ from csf.config import (
 from csf.directory import Directory
 from csf.registry import Registry, ServiceKey, open_registry
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
+from csf.rule_set import ServiceRules
 
 StubT = TypeVar("StubT")
 
@@ -61,6 +62,7 @@ class Consumer:
             Path(snapshot_dir) if snapshot_dir is not None else default_snapshot_dir()
         )
         self._directories: dict[tuple[str, str], Directory] = {}
+        self._rules: dict[str, ServiceRules] = {}
         self._started = False
 
     async def start(self) -> None:
@@ -72,6 +74,9 @@ class Consumer:
         for directory in self._directories.values():
             await directory.close()
         self._directories.clear()
+        for rules in self._rules.values():
+            await rules.close()
+        self._rules.clear()
         if self._started:
             self._started = False
             await self._registry.close()
@@ -88,15 +93,29 @@ class Consumer:
     ) -> None:
         await self.close()
 
-    def directory(self, service: str, cluster: str = DEFAULT_CLUSTER) -> Directory:
-        """The live provider set of one service cluster, shared by all stubs of it."""
+    def _check_started(self) -> None:
         if not self._started:
             raise RuntimeError("Consumer is not started: use `async with Consumer(...)`")
+
+    def rules(self, service: str) -> ServiceRules:
+        """The live governance rules of one service, shared by all its stubs."""
+        self._check_started()
+        found = self._rules.get(check_name("service", service))
+        if found is None:
+            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service)
+        return found
+
+    def directory(self, service: str, cluster: str = DEFAULT_CLUSTER) -> Directory:
+        """The live provider set of one service cluster, shared by all stubs of it."""
+        self._check_started()
         key = (check_name("service", service), check_name("cluster", cluster))
         found = self._directories.get(key)
         if found is None:
             found = Directory(
-                ServiceKey(self.tenant, service, cluster), self._registry, self._snapshots
+                ServiceKey(self.tenant, service, cluster),
+                self._registry,
+                self._snapshots,
+                self.rules(service),
             )
             self._directories[key] = found
         return found
@@ -113,11 +132,16 @@ class Consumer:
         fallback: Mapping[str, Any] | object | None = None,
         hash_key: HashKey | None = None,
         methods: Mapping[str, MethodConfig] | None = None,
+        group: str | None = None,
+        version: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> StubT:
         """`stub_cls(channel)` over a GovernedChannel for `service`; typed as `stub_cls` is.
 
         `timeout` is each call's deadline in seconds unless the call passes its own;
-        `methods` overrides settings per method name. Raises ConfigError for a bad value.
+        `methods` overrides settings per method name; `lb` names the balancer;
+        `hash_key(request)` gives consistent hashing its key; `group`, `version` and
+        `tags` admit only the providers that match. Raises ConfigError for a bad value.
         """
         config = StubConfig(
             service=service,
@@ -128,8 +152,16 @@ class Consumer:
             fallback=fallback,
             hash_key=hash_key,
             methods=methods or {},
+            group=group,
+            version=version,
+            tags=tags or {},
         )
-        channel = GovernedChannel(config, lambda name: self.directory(service, name), self._filters)
+        channel = GovernedChannel(
+            config,
+            lambda name: self.directory(service, name),
+            self.rules(service),
+            self._filters,
+        )
         try:
             return stub_cls(channel)
         except TypeError as exc:

@@ -1,9 +1,13 @@
 """The live provider set of one service cluster, as one consumer sees it.
 
 Fed with full lists by the registry, it keeps one Endpoint (and channel) per provider,
-rebuilds every balancer's Picker when the set changes (never on the call path), saves
-each list to disk, and starts from that copy when the registry is unreachable.
-An empty list while known providers still answer their health checks is not applied.
+rebuilds every pool's Picker when the set or the weights change (never on the call
+path), saves each list to disk, and starts from that copy when the registry is
+unreachable. An empty list while known providers still answer health checks is not
+applied. A pool is the providers a Selector admits, under one balancer.
+
+Effective weights: the `weight` rule's override, else the instance's weight, ramped up
+over the provider's warm-up; while any provider warms up, pickers are rebuilt on a timer.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from csf._exceptions import NoProviderError
 from csf._invocation import Invocation
 from csf.endpoint import Endpoint
 from csf.lb import BalancerFactory, Picker
+from csf.lb.warmup import warmed_weight, warming_left
 from csf.registry import Instance, Registry, ServiceKey
 from csf.registry.snapshot import SnapshotStore
+from csf.rule_set import ServiceRules
 
 logger = logging.getLogger("csf.directory")
 
@@ -27,6 +34,32 @@ logger = logging.getLogger("csf.directory")
 REMOVED_ENDPOINT_GRACE = 5.0
 # How often providers kept through an empty push are asked whether they still serve.
 EMPTY_PUSH_PROBE_INTERVAL = 2.0
+# While providers warm up, weights are recomputed this often (within these bounds).
+WARMUP_STEPS = 20
+WARMUP_REBUILD_BOUNDS = (0.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which providers a pool admits: a group, a version and tags they must carry."""
+
+    group: str | None = None
+    version: str | None = None
+    tags: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, group: str | None, version: str | None, tags: Mapping[str, str] | None) -> Selector:
+        return cls(group, version, frozenset((tags or {}).items()))
+
+    def matches(self, instance: Instance) -> bool:
+        return (
+            (self.group is None or instance.group == self.group)
+            and (self.version is None or instance.version == self.version)
+            and all(instance.tags.get(key) == value for key, value in self.tags)
+        )
+
+
+ANY_PROVIDER = Selector()
 
 
 class PickerRef:
@@ -44,12 +77,15 @@ class Directory:
         key: ServiceKey,
         registry: Registry,
         snapshots: SnapshotStore | None,
+        rules: ServiceRules,
     ) -> None:
         self.key = key
         self.endpoints: dict[str, Endpoint] = {}
         self.empty_pushes_ignored = 0
         self._snapshots = snapshots
-        self._balancers: dict[BalancerFactory, PickerRef] = {}
+        self._rules = rules
+        self._pools: dict[tuple[BalancerFactory, Selector], PickerRef] = {}
+        self._warmup_timer: asyncio.TimerHandle | None = None
         self._listed = asyncio.Event()
         self._from_registry = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -57,15 +93,17 @@ class Directory:
         self._save_wanted = False
         self._save_task: asyncio.Task[None] | None = None
         self._subscription = registry.subscribe(key, self)
+        rules.on_change("weight", self._rebuild)
 
     # -- what the call path uses ----------------------------------------------------
 
-    def picker_ref(self, factory: BalancerFactory) -> PickerRef:
-        ref = self._balancers.get(factory)
+    def pool(self, factory: BalancerFactory, selector: Selector = ANY_PROVIDER) -> PickerRef:
+        """The picker over the providers `selector` admits, kept current from now on."""
+        ref = self._pools.get((factory, selector))
         if ref is None:
-            ref = self._balancers[factory] = PickerRef()
+            ref = self._pools[factory, selector] = PickerRef()
             if self._listed.is_set():
-                ref.picker = factory(self._snapshot())
+                ref.picker = factory([e for e in self._snapshot() if selector.matches(e.instance)])
         return ref
 
     async def pick(self, ref: PickerRef, inv: Invocation) -> Endpoint:
@@ -130,12 +168,34 @@ class Directory:
                 added.append(address)
             else:
                 known.instance = instance
-        snapshot = self._snapshot()
-        for factory, ref in self._balancers.items():
-            ref.picker = factory(snapshot)
+        self._rebuild()
         if added or removed:
             logger.info("%s: providers %s (+%s -%s)", self.key, sorted(wanted), added, removed)
         self._listed.set()
+
+    def _rebuild(self) -> None:
+        """Recompute effective weights and rebuild every pool's picker."""
+        now = time.time()
+        overrides = self._rules.weight.instances if self._rules.weight else {}
+        warming: list[float] = []
+        snapshot = self._snapshot()
+        for endpoint in snapshot:
+            instance = endpoint.instance
+            endpoint.weight = warmed_weight(
+                instance, overrides.get(endpoint.address, instance.weight), now
+            )
+            endpoint.watchers.clear()  # the pickers that listened are being replaced
+            if warming_left(instance, now):
+                warming.append(instance.warmup)
+        for (factory, selector), ref in self._pools.items():
+            ref.picker = factory([e for e in snapshot if selector.matches(e.instance)])
+        if self._warmup_timer is not None:
+            self._warmup_timer.cancel()
+            self._warmup_timer = None
+        if warming:
+            low, high = WARMUP_REBUILD_BOUNDS
+            interval = min(high, max(low, min(warming) / WARMUP_STEPS))
+            self._warmup_timer = asyncio.get_running_loop().call_later(interval, self._rebuild)
 
     async def _start_from_snapshot(self, store: SnapshotStore) -> None:
         instances = await asyncio.to_thread(store.load, self.key)
@@ -188,6 +248,8 @@ class Directory:
 
     async def close(self) -> None:
         await self._subscription.cancel()
+        if self._warmup_timer is not None:
+            self._warmup_timer.cancel()
         if self._probe_task is not None:
             self._probe_task.cancel()
         # Saves and closes of removed channels are short: let them finish.

@@ -71,8 +71,11 @@ async def test_an_empty_push_keeps_providers_that_still_answer(
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "both providers")
 
         group = f"/busidomain/csf/{tenant}/XIESR/clusters/defaultCluster/normal"
+        # All at once, so the consumer sees one empty list, not a shrinking one.
+        wipe = kazoo.transaction()
         for address in addresses:
-            await asyncio.to_thread(kazoo.delete, f"{group}/{address}")
+            wipe.delete(f"{group}/{address}")
+        assert not any(isinstance(r, Exception) for r in await asyncio.to_thread(wipe.commit))
         await wait_until(lambda: directory.empty_pushes_ignored >= 1, 10, "the empty push")
         assert "lists no providers while 2 are known" in caplog.text
         for _ in range(20):

@@ -7,6 +7,7 @@ from csf.registry._base import (
     ProviderListener,
     Registration,
     Registry,
+    RuleListener,
     ServiceKey,
     Subscription,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ProviderListener",
     "Registration",
     "Registry",
+    "RuleListener",
     "ServiceKey",
     "StaticRegistry",
     "Subscription",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +42,10 @@ class ProviderListener(Protocol):
         """The registry could not be reached before the first listing."""
 
 
+RuleListener = Callable[[bytes | None], None]
+"""Receives a rule document's bytes (None when there is none); called on the event loop."""
+
+
 class Subscription(Protocol):
     async def cancel(self) -> None: ...
 
@@ -58,3 +62,8 @@ class Registry(Protocol):
 
     def subscribe(self, key: ServiceKey, listener: ProviderListener) -> Subscription:
         """Deliver the full provider list to `listener` now and after every change."""
+
+    def subscribe_rule(
+        self, tenant: str, service: str, kind: str, listener: RuleListener
+    ) -> Subscription:
+        """Deliver the rule document `configs/<kind>` of a service now and on every change."""

@@ -23,3 +23,7 @@ def group_path(tenant: str, service: str, cluster: str, group: str) -> str:
 
 def instance_path(tenant: str, service: str, cluster: str, group: str, address: str) -> str:
     return f"{group_path(tenant, service, cluster, group)}/{address}"
+
+
+def rule_path(tenant: str, service: str, kind: str) -> str:
+    return f"{ROOT}/{tenant}/{service}/configs/{kind}"

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 
 from csf.config import StaticURL
-from csf.registry._base import ProviderListener, Registration, ServiceKey, Subscription
+from csf.registry._base import (
+    ProviderListener,
+    Registration,
+    RuleListener,
+    ServiceKey,
+    Subscription,
+)
 from csf.registry.instance import Instance
 
 
 class _StaticSubscription:
-    def __init__(self, handle: asyncio.Handle) -> None:
+    def __init__(self, handle: asyncio.Handle | None) -> None:
         self._handle = handle
 
     async def cancel(self) -> None:
-        self._handle.cancel()
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 class StaticRegistry:
@@ -36,3 +43,9 @@ class StaticRegistry:
     def subscribe(self, key: ServiceKey, listener: ProviderListener) -> Subscription:
         handle = asyncio.get_running_loop().call_soon(listener.on_providers, self._instances)
         return _StaticSubscription(handle)
+
+    def subscribe_rule(
+        self, tenant: str, service: str, kind: str, listener: RuleListener
+    ) -> Subscription:
+        """Direct connection has no rules: nothing is ever delivered."""
+        return _StaticSubscription(None)

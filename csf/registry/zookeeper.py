@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -33,9 +34,15 @@ from kazoo.retry import KazooRetry
 
 from csf._exceptions import RegistryError
 from csf.config import ZooKeeperURL
-from csf.registry._base import ProviderListener, Registration, ServiceKey, Subscription
+from csf.registry._base import (
+    ProviderListener,
+    Registration,
+    RuleListener,
+    ServiceKey,
+    Subscription,
+)
 from csf.registry.instance import Instance, InstanceFormatError
-from csf.registry.paths import cluster_path
+from csf.registry.paths import cluster_path, rule_path
 
 logger = logging.getLogger("csf.registry")
 
@@ -65,7 +72,7 @@ class ZooKeeperRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._registrations: dict[str, Registration] = {}
-        self._watches: set[_ProviderWatch] = set()
+        self._watches: set[_Watch] = set()
         self._maintenance: asyncio.Task[None] | None = None
 
     # -- life cycle -----------------------------------------------------------------
@@ -213,11 +220,91 @@ class ZooKeeperRegistry:
         self._watches.add(watch)
         return watch
 
-    def _forget(self, watch: _ProviderWatch) -> None:
+    def subscribe_rule(
+        self, tenant: str, service: str, kind: str, listener: RuleListener
+    ) -> Subscription:
+        watch = _RuleWatch(self, rule_path(tenant, service, kind), listener)
+        self._watches.add(watch)
+        return watch
+
+    def _forget(self, watch: _Watch) -> None:
         self._watches.discard(watch)
 
 
-class _ProviderWatch:
+class _Watch(ABC):
+    """A task that re-reads one part of ZooKeeper after each watch event or reconnection.
+
+    While the read fails (ZooKeeper away), it retries with jittered back-off and
+    delivers nothing, so its listener keeps the last good view.
+    """
+
+    def __init__(self, registry: ZooKeeperRegistry, what: str) -> None:
+        self._registry = registry
+        self._what = what
+        self._dirty = asyncio.Event()
+        self._dirty.set()
+        self._loop = asyncio.get_running_loop()
+        self._watcher: Callable[[WatchedEvent], None] = self._kazoo_event
+        self._task = asyncio.create_task(self._run(), name=f"csf-watch {what}")
+
+    async def cancel(self) -> None:
+        self._registry._forget(self)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    def relist_all(self) -> None:
+        self._dirty.set()
+
+    def _kazoo_event(self, event: WatchedEvent) -> None:
+        self._loop.call_soon_threadsafe(self._on_event, event)
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        self._dirty.set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            await self._dirty.wait()
+            await self._registry.wait_connected()
+            self._dirty.clear()
+            try:
+                await self._read_and_deliver()
+            except Exception as exc:
+                # Keep the last view and the watch alive, whatever went wrong.
+                failures += 1
+                level = logging.INFO if isinstance(exc, _TRANSIENT) else logging.ERROR
+                logger.log(level, "reading %s failed (%r); will retry", self._what, exc)
+                await asyncio.sleep(_backoff(failures))
+                self._dirty.set()
+                continue
+            failures = 0
+
+    @abstractmethod
+    async def _read_and_deliver(self) -> None: ...
+
+
+class _RuleWatch(_Watch):
+    """Delivers the bytes of one rule node, or None while it does not exist."""
+
+    def __init__(self, registry: ZooKeeperRegistry, path: str, listener: RuleListener) -> None:
+        self._path = path
+        self._listener = listener
+        super().__init__(registry, path)
+
+    async def _read_and_deliver(self) -> None:
+        call, client = self._registry.call, self._registry.client
+        try:
+            data, _ = await call(client.get_async(self._path, self._watcher))
+        except NoNodeError:
+            # Not there: the exists-watch fires when it is created.
+            if await call(client.exists_async(self._path, self._watcher)) is not None:
+                self._dirty.set()
+                return
+            data = None
+        self._listener(None if data is None else bytes(data))
+
+
+class _ProviderWatch(_Watch):
     """Keeps one listener told of the full provider list of one service cluster."""
 
     def __init__(
@@ -227,34 +314,21 @@ class _ProviderWatch:
         listener: ProviderListener,
         startup_wait: float,
     ) -> None:
-        self._registry = registry
         self._key = key
         self._listener = listener
         self._startup_wait = startup_wait
         self._root = cluster_path(key.tenant, key.service, key.cluster)
-        self._dirty = asyncio.Event()
-        self._dirty.set()
         # path -> last good instance there; paths whose data failed to parse or changed.
         self._instances: dict[str, Instance] = {}
         self._malformed: set[str] = set()
         self._changed: set[str] = set()
-        self._loop = asyncio.get_running_loop()
-        self._watcher: Callable[[WatchedEvent], None] = self._kazoo_event
-        self._task = asyncio.create_task(self._run(), name=f"csf-watch {key}")
-
-    async def cancel(self) -> None:
-        self._registry._forget(self)
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        super().__init__(registry, str(key))
 
     def relist_all(self) -> None:
         """Forget every cached read; the next listing fetches all again."""
         self._changed.update(self._instances)
         self._malformed.clear()
         self._dirty.set()
-
-    def _kazoo_event(self, event: WatchedEvent) -> None:
-        self._loop.call_soon_threadsafe(self._on_event, event)
 
     def _on_event(self, event: WatchedEvent) -> None:
         if event.path is None:
@@ -265,29 +339,15 @@ class _ProviderWatch:
         self._dirty.set()
 
     async def _run(self) -> None:
-        registry = self._registry
         try:
             async with asyncio.timeout(self._startup_wait):
-                await registry.wait_connected()
+                await self._registry.wait_connected()
         except TimeoutError:
             self._listener.on_unavailable()
-        failures = 0
-        while True:
-            await self._dirty.wait()
-            await registry.wait_connected()
-            self._dirty.clear()
-            try:
-                instances = await self._list()
-            except Exception as exc:
-                # Keep the last view and the watch alive, whatever went wrong.
-                failures += 1
-                level = logging.INFO if isinstance(exc, _TRANSIENT) else logging.ERROR
-                logger.log(level, "listing %s failed (%r); will retry", self._key, exc)
-                await asyncio.sleep(_backoff(failures))
-                self._dirty.set()
-                continue
-            failures = 0
-            self._listener.on_providers(instances)
+        await super()._run()
+
+    async def _read_and_deliver(self) -> None:
+        self._listener.on_providers(await self._list())
 
     async def _list(self) -> Sequence[Instance]:
         call, client, watcher = self._registry.call, self._registry.client, self._watcher

@@ -1,0 +1,70 @@
+"""The `router` filter: which providers each call may go to.
+
+The stub's `group`, `version` and `tags` narrow the providers; the service's `route`
+rule (pushed under `configs/route`) can require more tags and share calls among groups
+by weight, e.g. 10% to `gray`. A group that has no providers right now gives its share
+back to the stub's own selection. A stub that names its group is not re-split.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_right
+from dataclasses import replace
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+from csf._invocation import Invocation, Invoker
+from csf.directory import PickerRef
+
+if TYPE_CHECKING:
+    from csf._chain import MethodContext
+
+
+class _Routes:
+    """The pools of one method under one route rule, with their shares."""
+
+    __slots__ = ("_cumulative", "_fallback", "_pools", "_total")
+
+    def __init__(self, pools: list[PickerRef], weights: list[int], fallback: PickerRef) -> None:
+        self._pools = pools
+        self._cumulative = list(accumulate(weights))
+        self._total = self._cumulative[-1] if self._cumulative else 0
+        self._fallback = fallback
+
+    def choose(self) -> PickerRef:
+        if len(self._pools) < 2:
+            return self._pools[0] if self._pools else self._fallback
+        pool = self._pools[bisect_right(self._cumulative, random.random() * self._total)]
+        picker = pool.picker
+        return pool if picker is not None and picker.endpoints else self._fallback
+
+
+class RouterFilter:
+    __slots__ = ("_base", "_ctx", "_routes")
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._ctx = ctx
+        self._base = ctx.selector
+        self._routes = self._build()
+        ctx.rules.on_change("route", self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._routes = self._build()
+
+    def _build(self) -> _Routes:
+        ctx, base = self._ctx, self._base
+        rule = ctx.rules.route.for_method(ctx.method_name) if ctx.rules.route else None
+        selector = base
+        if rule is not None and rule.tags:
+            selector = replace(base, tags=base.tags | frozenset(rule.tags.items()))
+        own = ctx.directory.pool(ctx.balancer, selector)
+        if rule is None or not rule.group_weights or base.group is not None:
+            return _Routes([own], [1], own)
+        shares = sorted((group, weight) for group, weight in rule.group_weights.items() if weight)
+        pools = [ctx.directory.pool(ctx.balancer, replace(selector, group=g)) for g, _ in shares]
+        return _Routes(pools, [weight for _, weight in shares], own)
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        inv.pool = self._routes.choose()
+        return await next(inv)

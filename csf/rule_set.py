@@ -1,0 +1,66 @@
+"""The live governance rules of one service, as a consumer holds them.
+
+Each kind is watched under `configs/<kind>`; a valid document replaces the current rule
+whole and tells the listeners, an invalid one is logged and refused (the last good rule
+stays), and a deleted one restores the defaults (None).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from csf.registry import Registry, Subscription
+from csf.rules import PARSERS, RouteRule, Rule, RuleError, WeightRule, parse_rule
+
+logger = logging.getLogger("csf.rules")
+
+
+class ServiceRules:
+    def __init__(
+        self, registry: Registry, tenant: str, service: str, kinds: Iterable[str] = PARSERS
+    ) -> None:
+        self.where = f"{tenant}/{service}"
+        self.rejected = 0
+        self.current: dict[str, Rule | None] = dict.fromkeys(kinds)
+        self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
+        self._subscriptions: list[Subscription] = [
+            registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
+            for kind in self.current
+        ]
+
+    @property
+    def weight(self) -> WeightRule | None:
+        rule = self.current.get("weight")
+        return rule if isinstance(rule, WeightRule) else None
+
+    @property
+    def route(self) -> RouteRule | None:
+        rule = self.current.get("route")
+        return rule if isinstance(rule, RouteRule) else None
+
+    def on_change(self, kind: str, listener: Callable[[], None]) -> None:
+        """Call `listener` (on the event loop) whenever rule `kind` changes."""
+        self._listeners[kind].append(listener)
+
+    def _update(self, kind: str, data: bytes | None) -> None:
+        try:
+            rule = None if data is None else parse_rule(kind, data)
+        except RuleError as exc:
+            self.rejected += 1
+            logger.warning(
+                "%s: rejected %s rule: %s; keeping the last good one", self.where, kind, exc
+            )
+            return
+        if rule == self.current.get(kind):
+            return
+        self.current[kind] = rule
+        logger.info("%s: %s rule now %s", self.where, kind, rule)
+        for listener in self._listeners[kind]:
+            listener()
+
+    async def close(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.cancel()
