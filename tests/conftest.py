@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -138,13 +139,27 @@ async def providers() -> AsyncIterator[Callable[..., Awaitable[ProviderProcess]]
         await provider.stop()
 
 
-def greeter_server(registry: str, tenant: str, **kwargs: object) -> csf.Server:
-    """An in-process demo provider (not started) that stops without lingering."""
+def greeter_server(
+    registry: str, tenant: str, servicer: type[Greeter] = Greeter, **kwargs: object
+) -> csf.Server:
+    """An in-process provider (not started) of `servicer` that stops without lingering."""
     settings: dict[str, object] = {"deregister_wait": 0, "grace": 2.0, "handle_signals": False}
     settings.update(kwargs)
     server = csf.Server(registry=registry, tenant=tenant, **settings)  # type: ignore[arg-type]
-    server.add(Greeter(lambda: server.address))
+    server.add(servicer(lambda: server.address))
     return server
+
+
+def greeter_variant(delay: float = 0.0, **spec: Any) -> type[Greeter]:
+    """A Greeter provider class with its own @csf.provider settings and an added delay."""
+
+    async def say_hello(self: Greeter, request: Any, context: Any) -> Any:
+        await asyncio.sleep(delay)
+        return await Greeter.SayHello(self, request, context)
+
+    body = {"SayHello": say_hello} if delay else {}
+    settings = {"service": "XIESR", "version": "1.0.0", "warmup": 0, **spec}
+    return csf.provider(**settings)(type("GreeterVariant", (Greeter,), body))
 
 
 def zk_registry(server: csf.Server) -> ZooKeeperRegistry:

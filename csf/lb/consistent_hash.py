@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 
 from uhashring import HashRing
@@ -26,12 +27,74 @@ bounded_name = "consistent_hash_bounded"
 HASH_KEY_METADATA = "x-csf-hash-key"
 VIRTUAL_NODES = 160
 LOAD_BOUND = 1.25
+# Past this share of changed nodes a ring is built afresh rather than edited.
+_REBUILD_SHARE = 0.25
+
+_hasher = HashRing(nodes=[])
 
 
-@functools.lru_cache(maxsize=64)
-def _ring(addresses: tuple[str, ...]) -> HashRing:
-    """Rings are costly (n x 160 hashes) and depend on the addresses only: share them."""
-    return HashRing(nodes=list(addresses), vnodes=VIRTUAL_NODES)
+@functools.lru_cache(maxsize=16_384)
+def _node_points(address: str) -> tuple[int, ...]:
+    """The ring points of one node: uhashring's ketama points, which depend on it alone."""
+    return tuple(point for point, _ in HashRing(nodes=[address], vnodes=VIRTUAL_NODES).get_points())
+
+
+class Ring:
+    """A sorted ring of (point, owner), derived from the last one built where it can be.
+
+    Building 1,000 nodes afresh takes over 100 ms; adding or removing one node to the
+    last ring takes a few, which keeps membership changes from stalling the event loop.
+    """
+
+    __slots__ = ("addresses", "owners", "points")
+    last: Ring | None = None
+
+    def __init__(self, addresses: frozenset[str], points: list[int], owners: list[str]) -> None:
+        self.addresses = addresses
+        self.points = points
+        self.owners = owners
+
+    @classmethod
+    def of(cls, addresses: frozenset[str]) -> Ring:
+        previous = cls.last
+        if previous is not None and previous.addresses == addresses:
+            return previous
+        changed = len(addresses ^ previous.addresses) if previous is not None else len(addresses)
+        if previous is None or changed > _REBUILD_SHARE * max(len(addresses), 1):
+            pairs = sorted((point, a) for a in addresses for point in _node_points(a))
+            ring = cls(addresses, [p for p, _ in pairs], [a for _, a in pairs])
+        else:
+            ring = previous._edited(addresses)
+        cls.last = ring
+        return ring
+
+    def _edited(self, addresses: frozenset[str]) -> Ring:
+        removed = self.addresses - addresses
+        kept = [i for i, owner in enumerate(self.owners) if owner not in removed]
+        points = [self.points[i] for i in kept]
+        owners = [self.owners[i] for i in kept]
+        for address in addresses - self.addresses:
+            for point in _node_points(address):
+                index = bisect_left(points, point)
+                points.insert(index, point)
+                owners.insert(index, address)
+        return Ring(addresses, points, owners)
+
+    def walk(self, key: str) -> Iterator[str]:
+        """Every owner once, in ring order from the key's position."""
+        points, owners = self.points, self.owners
+        start = bisect_right(points, _hasher.hashi(key))
+        seen: set[str] = set()
+        for index in range(start, start + len(points)):
+            owner = owners[index % len(points)]
+            if owner not in seen:
+                seen.add(owner)
+                yield owner
+                if len(seen) == len(self.addresses):
+                    return
+
+    def owner(self, key: str) -> str:
+        return self.owners[bisect_right(self.points, _hasher.hashi(key)) % len(self.points)]
 
 
 def hash_key(inv: Invocation) -> str | None:
@@ -49,18 +112,20 @@ class ConsistentHashPicker(SnapshotPicker):
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         super().__init__(endpoints)
         self._by_address = {endpoint.address: endpoint for endpoint in self.endpoints}
-        self._ring = _ring(tuple(sorted(self._by_address)))
+        self._ring = Ring.of(frozenset(self._by_address)) if self.endpoints else None
 
     def _walk(self, key: str) -> Iterator[Endpoint]:
         """The endpoints in ring order, starting at the key's own."""
-        for node in self._ring.range(key):
-            yield self._by_address[node["nodename"]]
+        assert self._ring is not None
+        for address in self._ring.walk(key):
+            yield self._by_address[address]
 
     def choose(self, inv: Invocation) -> Endpoint:
         key = hash_key(inv)
         if key is None:
             return self.endpoints[int(random.random() * len(self.endpoints))]
-        return self._by_address[self._ring.get_node(key)]
+        assert self._ring is not None
+        return self._by_address[self._ring.owner(key)]
 
     def choose_among(self, candidates: Sequence[Endpoint], inv: Invocation) -> Endpoint:
         key = hash_key(inv)
@@ -90,4 +155,4 @@ class BoundedConsistentHashPicker(ConsistentHashPicker):
         for endpoint in self._walk(key):
             if endpoint.active < bound:
                 return endpoint
-        return self._by_address[self._ring.get_node(key)]
+        return next(self._walk(key))
