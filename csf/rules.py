@@ -7,12 +7,12 @@ and wrong types are refused with a `RuleError` naming the field.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from csf._exceptions import ConfigError
+from csf._json import load_json_object
 from csf.config import check_name, parse_address
 
 RULE_SCHEMA = 1
@@ -24,14 +24,10 @@ class RuleError(ConfigError):
 
 
 def _document(kind: str, data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_RULE_BYTES:
-        raise RuleError(f"{kind}: {len(data)} bytes is over {MAX_RULE_BYTES}")
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise RuleError(f"{kind}: not JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise RuleError(f"{kind}: expected a JSON object")
+        document = load_json_object(data, MAX_RULE_BYTES)
+    except ValueError as exc:
+        raise RuleError(f"{kind}: {exc}") from None
     if document.get("schema") != RULE_SCHEMA:
         raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {document.get('schema')!r}")
     return document

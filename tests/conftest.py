@@ -191,3 +191,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("figures measured by the tests")
         for line in _figures:
             terminalreporter.write_line(line)
+
+
+def consumer_for(registry: str, tenant: str, snapshot_dir: Path, app: str = "test") -> csf.Consumer:
+    """A consumer (not started) whose snapshots go to the test's own folder."""
+    return csf.Consumer(registry=registry, tenant=tenant, app=app, snapshot_dir=snapshot_dir)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    registry: str, tenant: str, *servicers: type[Greeter]
+) -> AsyncIterator[list[csf.Server]]:
+    """Run one in-process provider per servicer class for the block's duration."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [greeter_server(registry, tenant, servicer) for servicer in servicers]
+        for server in servers:
+            await stack.enter_async_context(server)
+        yield servers

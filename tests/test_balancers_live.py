@@ -3,7 +3,7 @@
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import csf
 from csf.lb import BALANCERS
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import greeter_server, greeter_variant
+from tests.conftest import consumer_for, greeter_variant, serving
 
 FAST = greeter_variant()
 SLOW = greeter_variant(delay=0.05)
@@ -23,13 +23,10 @@ SLOW = greeter_variant(delay=0.05)
 async def setup(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, *servicers: Any
 ) -> AsyncIterator[tuple[list[csf.Server], csf.Consumer]]:
-    async with AsyncExitStack() as stack:
-        servers = [greeter_server(zookeeper.url, tenant, servicer) for servicer in servicers]
-        for server in servers:
-            await stack.enter_async_context(server)
-        consumer = await stack.enter_async_context(
-            csf.Consumer(registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path)
-        )
+    async with (
+        serving(zookeeper.url, tenant, *servicers) as servers,
+        consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
+    ):
         yield servers, consumer
 
 
@@ -47,10 +44,13 @@ async def test_each_balancer_serves_every_call_across_all_providers(
         assert {reply.served_by for reply in replies} == {server.address for server in servers}
 
 
-async def test_consistent_hash_keeps_a_key_on_one_provider(
+async def test_consistent_hash_keeps_a_key_on_one_provider_across_consumers(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
-    async with setup(zookeeper, tenant, tmp_path, FAST, FAST, FAST) as (_, consumer):
+    async with (
+        setup(zookeeper, tenant, tmp_path, FAST, FAST, FAST) as (_, consumer),
+        consumer_for(zookeeper.url, tenant, tmp_path / "other", app="other") as other,
+    ):
         by_function = consumer.stub(
             greeter_pb2_grpc.GreeterStub, service="XIESR", lb="consistent_hash",
             hash_key=lambda request: request.name,
@@ -65,6 +65,11 @@ async def test_consistent_hash_keeps_a_key_on_one_provider(
             tagged = {(await by_metadata.SayHello(request, metadata=metadata)).served_by
                       for _ in range(20)}  # fmt: skip
             assert len(keyed) == 1 and keyed == tagged
+            elsewhere = other.stub(
+                greeter_pb2_grpc.GreeterStub, service="XIESR", lb="consistent_hash",
+                hash_key=lambda request: request.name,
+            )  # fmt: skip
+            assert {(await elsewhere.SayHello(request)).served_by} == keyed
 
 
 @pytest.mark.parametrize("lb", ["least_active", "p2c_ewma"])

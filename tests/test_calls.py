@@ -10,13 +10,9 @@ import pytest
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import greeter_server, wait_until
+from tests.conftest import consumer_for, greeter_server, wait_until
 
 Request = greeter_pb2.HelloRequest
-
-
-def consumer(registry: str, tenant: str, tmp_path: Path) -> csf.Consumer:
-    return csf.Consumer(registry=registry, tenant=tenant, app="test", snapshot_dir=tmp_path)
 
 
 async def test_all_four_kinds_of_call(
@@ -24,7 +20,7 @@ async def test_all_four_kinds_of_call(
 ) -> None:
     async with (
         greeter_server(zookeeper.url, tenant) as server,
-        consumer(zookeeper.url, tenant, tmp_path) as client,
+        consumer_for(zookeeper.url, tenant, tmp_path) as client,
     ):
         stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
 
@@ -61,7 +57,7 @@ async def test_the_call_object_behaves_like_grpc_aio(
 ) -> None:
     async with (
         greeter_server(zookeeper.url, tenant),
-        consumer(zookeeper.url, tenant, tmp_path) as client,
+        consumer_for(zookeeper.url, tenant, tmp_path) as client,
     ):
         stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         call = stub.SayHello(Request(name="ann"))
@@ -84,7 +80,7 @@ async def test_every_call_has_a_deadline(
 ) -> None:
     async with (
         greeter_server(zookeeper.url, tenant),
-        consumer(zookeeper.url, tenant, tmp_path) as client,
+        consumer_for(zookeeper.url, tenant, tmp_path) as client,
     ):
         stub = client.stub(
             greeter_pb2_grpc.GreeterStub,
@@ -106,7 +102,7 @@ async def test_every_call_has_a_deadline(
 async def test_no_provider_is_an_unavailable_rpc_error(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
-    async with consumer(zookeeper.url, tenant, tmp_path) as client:
+    async with consumer_for(zookeeper.url, tenant, tmp_path) as client:
         stub = client.stub(greeter_pb2_grpc.GreeterStub, service="NOBODY", timeout=2)
         with pytest.raises(csf.NoProviderError) as caught:
             await stub.SayHello(Request(name="x"))
@@ -121,7 +117,7 @@ async def test_the_first_call_waits_for_the_first_listing(
 ) -> None:
     async with greeter_server(zookeeper.url, tenant) as server:
         for _ in range(3):
-            async with consumer(zookeeper.url, tenant, tmp_path / "fresh") as client:
+            async with consumer_for(zookeeper.url, tenant, tmp_path / "fresh") as client:
                 stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
                 assert client.directory("XIESR").endpoints == {}
                 reply = await stub.SayHello(Request(name="first"))
@@ -132,7 +128,7 @@ async def test_static_registry_connects_directly(tenant: str, tmp_path: Path) ->
     servers = [greeter_server("static://127.0.0.1:1", tenant) for _ in range(2)]
     async with servers[0], servers[1]:
         url = "static://" + ",".join(server.address for server in servers)
-        async with consumer(url, tenant, tmp_path) as client:
+        async with consumer_for(url, tenant, tmp_path) as client:
             stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
             served = {(await stub.SayHello(Request(name="x"))).served_by for _ in range(4)}
             assert served == {server.address for server in servers}

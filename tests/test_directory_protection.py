@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import greeter_server, wait_until
-
-
-def consumer(zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path) -> csf.Consumer:
-    return csf.Consumer(registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path)
+from tests.conftest import consumer_for, greeter_server, wait_until
 
 
 async def test_malformed_instances_are_skipped_and_the_rest_stays(
@@ -36,7 +31,7 @@ async def test_malformed_instances_are_skipped_and_the_rest_stays(
     async with greeter_server(zookeeper.url, tenant) as server:
         for path, data in planted.items():
             await asyncio.to_thread(kazoo.create, path, data, makepath=True)
-        async with consumer(zookeeper, tenant, tmp_path) as client:
+        async with consumer_for(zookeeper.url, tenant, tmp_path) as client:
             stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
             reply = await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
             assert reply.served_by == server.address
@@ -64,7 +59,7 @@ async def test_an_empty_push_keeps_providers_that_still_answer(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="csf.directory")
     servers = [greeter_server(zookeeper.url, tenant) for _ in range(2)]
-    async with servers[0], servers[1], consumer(zookeeper, tenant, tmp_path) as client:
+    async with servers[0], servers[1], consumer_for(zookeeper.url, tenant, tmp_path) as client:
         stub = client.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         directory = client.directory("XIESR")
         addresses = {server.address for server in servers}

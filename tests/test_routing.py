@@ -4,8 +4,6 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,11 @@ from kazoo.client import KazooClient
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import greeter_server, greeter_variant, wait_until
+from tests.conftest import greeter_variant, serving, wait_until
 
 NORMAL = greeter_variant(group="normal", tags={"zone": "hz"})
 GRAY = greeter_variant(group="gray", tags={"zone": "gz"})
 CALLS = 1_000
-
-
-@asynccontextmanager
-async def running(
-    zookeeper: LocalZooKeeper, tenant: str, *servicers: Any
-) -> AsyncIterator[list[csf.Server]]:
-    async with AsyncExitStack() as stack:
-        servers = [greeter_server(zookeeper.url, tenant, servicer) for servicer in servicers]
-        for server in servers:
-            await stack.enter_async_context(server)
-        yield servers
 
 
 async def served(stub: Any, calls: int = CALLS) -> Counter[str]:
@@ -56,7 +43,7 @@ async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="csf.rules")
     async with (
-        running(zookeeper, tenant, NORMAL, GRAY) as (normal, gray),
+        serving(zookeeper.url, tenant, NORMAL, GRAY) as (normal, gray),
         csf.Consumer(
             registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path
         ) as consumer,
@@ -98,7 +85,7 @@ async def test_stub_selection_by_group_version_and_tags(
 ) -> None:
     v2 = greeter_variant(group="normal", version="2.0.0", tags={"zone": "gz"})
     async with (
-        running(zookeeper, tenant, NORMAL, GRAY, v2) as (normal, gray, newer),
+        serving(zookeeper.url, tenant, NORMAL, GRAY, v2) as (normal, gray, newer),
         csf.Consumer(
             registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path
         ) as consumer,
@@ -119,7 +106,7 @@ async def test_a_weight_rule_changes_shares_without_restart(
     zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path
 ) -> None:
     async with (
-        running(zookeeper, tenant, NORMAL, NORMAL) as (first, second),
+        serving(zookeeper.url, tenant, NORMAL, NORMAL) as (first, second),
         csf.Consumer(
             registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path
         ) as consumer,

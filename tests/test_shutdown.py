@@ -20,13 +20,14 @@ StartProvider = Callable[..., Awaitable[ProviderProcess]]
 async def test_stop_deregisters_serves_during_the_wait_then_drains(
     zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
 ) -> None:
-    server = greeter_server(zookeeper.url, tenant, deregister_wait=1.0)
+    # Wide windows: the order of the steps is under test, not this machine's speed.
+    server = greeter_server(zookeeper.url, tenant, deregister_wait=3.0, grace=5.0)
     await server.start()
     path = server.registrations[0].path
     async with grpc.aio.insecure_channel(server.address) as channel:
         direct = greeter_pb2_grpc.GreeterStub(channel)
         in_flight = asyncio.ensure_future(
-            direct.SayHello(greeter_pb2.HelloRequest(name="slow", delay_ms=1_500))
+            direct.SayHello(greeter_pb2.HelloRequest(name="slow", delay_ms=3_500))
         )
         stopping = asyncio.ensure_future(server.stop())
         await wait_until(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from csf._json import load_json_object
 from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT
 
 INSTANCE_SCHEMA = 1
@@ -60,14 +61,10 @@ class Instance:
     @classmethod
     def from_json(cls, data: bytes) -> Instance:
         """Parse instance data; unknown fields are ignored, anything else wrong raises."""
-        if len(data) > MAX_INSTANCE_BYTES:
-            raise InstanceFormatError(f"{len(data)} bytes is over {MAX_INSTANCE_BYTES}")
         try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise InstanceFormatError(f"not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise InstanceFormatError("not a JSON object")
+            doc = load_json_object(data, MAX_INSTANCE_BYTES)
+        except ValueError as exc:
+            raise InstanceFormatError(str(exc)) from None
         if doc.get("schema") != INSTANCE_SCHEMA:
             raise InstanceFormatError(f"schema {doc.get('schema')!r}, expected {INSTANCE_SCHEMA}")
         services = _typed(doc, "services", dict, {})

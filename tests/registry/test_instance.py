@@ -49,7 +49,7 @@ def _with(**changes: object) -> bytes:
     [
         (b"not json", "not JSON"),
         (b"\xff\xfe", "not JSON"),
-        (b"[1, 2]", "not a JSON object"),
+        (b"[1, 2]", "expected a JSON object"),
         (_with(schema=2), "schema"),
         (_with(port="50051"), "port"),
         (_with(port=True), "port"),
