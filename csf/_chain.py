@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from csf._exceptions import ConfigError
 from csf._invocation import Filter
 from csf.config import Fallback, HashKey, MethodSettings
 from csf.directory import Directory, Selector
 from csf.lb import BalancerFactory, LoadBalanceFilter
+from csf.resilience.circuit import BreakerFilter
+from csf.resilience.concurrency import ConcurrencyFilter
+from csf.resilience.fallback import FallbackFilter
+from csf.resilience.ratelimit import RateLimitFilter
+from csf.resilience.retry import RetryFilter
 from csf.router import RouterFilter
 from csf.rule_set import ServiceRules
 
@@ -33,6 +39,8 @@ class MethodContext:
     balancer: BalancerFactory
     fallback: Fallback | None
     hash_key: HashKey | None
+    empty_response: Callable[[], Any] | None = None
+    """The method's response message with no fields set (unary methods only)."""
 
     @property
     def method_name(self) -> str:
@@ -51,8 +59,21 @@ def _load_balance(ctx: MethodContext) -> Filter:
     return LoadBalanceFilter(ctx.directory, ctx.directory.pool(ctx.balancer, ctx.selector))
 
 
-DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = ("router", "load_balance")
+DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = (
+    "fallback",
+    "breaker",
+    "retry",
+    "rate_limit",
+    "concurrency",
+    "router",
+    "load_balance",
+)
 BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
+    "fallback": FallbackFilter,
+    "breaker": BreakerFilter,
+    "retry": RetryFilter,
+    "rate_limit": RateLimitFilter,
+    "concurrency": ConcurrencyFilter,
     "router": RouterFilter,
     "load_balance": _load_balance,
 }

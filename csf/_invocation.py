@@ -39,9 +39,12 @@ class Invocation:
     """The providers this call may go to (set by the router); None: the balancer's default."""
     endpoint: Endpoint | None = None
     """The provider chosen for the current attempt (set by load balancing)."""
+    attempt_deadline: float | None = None
+    """When the current attempt must end (retries split the deadline); None: `deadline`."""
     wait_for_ready: bool | None = None
     call: Any = None
     """The provider call of the current attempt, for its metadata and status."""
+    fallback_used: bool = False
 
 
 class Filter(Protocol):

@@ -11,6 +11,7 @@ the provider's call once it is open.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from types import TracebackType
@@ -26,7 +27,9 @@ from csf.config import StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Endpoint, Serializer
 from csf.lb import balancer
+from csf.resilience.deadline import deadline_after
 from csf.rule_set import ServiceRules
+from csf.rules import TimeoutRule
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -58,7 +61,7 @@ class _UnaryTerminal:
         self._deserializer = deserializer
 
     def __call__(self, inv: Invocation) -> grpc.aio.UnaryUnaryCall[Any, Any]:
-        remaining = inv.deadline - time.monotonic()
+        remaining = (inv.attempt_deadline or inv.deadline) - time.monotonic()
         if remaining <= 0:
             raise _deadline_exceeded()
         assert inv.endpoint is not None, "load_balance must run before the endpoint"
@@ -144,11 +147,29 @@ class GovernedUnaryUnaryCall(_TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respon
         return response
 
 
+def _live_timeout(ctx: MethodContext, apply: Callable[[float], None]) -> None:
+    """Keep `apply`ing the method's timeout: the `timeout` rule's, else the stub's."""
+
+    def reload() -> None:
+        rule = ctx.rules.method_rule(TimeoutRule, ctx.method_name)
+        seconds = ctx.config.timeout
+        if rule is not None and rule.timeout_ms is not None:
+            seconds = rule.timeout_ms / 1000
+        apply(seconds)
+
+    reload()
+    ctx.rules.on_change(TimeoutRule.KIND, reload)
+
+
 class GovernedUnaryUnaryMultiCallable(grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]):
     def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
         self._ctx = ctx
         self._invoker = invoker
         self._timeout = ctx.config.timeout
+        _live_timeout(ctx, self._set_timeout)
+
+    def _set_timeout(self, seconds: float) -> None:
+        self._timeout = seconds
 
     def __call__(
         self,
@@ -161,13 +182,12 @@ class GovernedUnaryUnaryMultiCallable(grpc.aio.UnaryUnaryMultiCallable[RequestT,
     ) -> GovernedUnaryUnaryCall[RequestT, ResponseT]:
         _check_call_options(credentials, compression)
         ctx = self._ctx
-        budget = self._timeout if timeout is None else timeout
         inv = Invocation(
             ctx.service,
             ctx.method,
             request,
             metadata,
-            time.monotonic() + budget,
+            deadline_after(self._timeout if timeout is None else timeout),
             hash_key=ctx.hash_key(request) if ctx.hash_key is not None else None,
             wait_for_ready=wait_for_ready,
         )
@@ -290,6 +310,11 @@ class _StreamOpener:
         self._deserializer = deserializer
         # Streams go to the stub's own selection; route rules split unary calls only.
         self._ref = ctx.directory.pool(ctx.balancer, ctx.selector)
+        self._timeout = ctx.config.timeout
+        _live_timeout(ctx, self._set_timeout)
+
+    def _set_timeout(self, seconds: float) -> None:
+        self._timeout = seconds
 
     def invocation(
         self, argument: Any, timeout: float | None, metadata: Any, wait_for_ready: bool | None
@@ -302,7 +327,7 @@ class _StreamOpener:
             ctx.method,
             argument,
             metadata,
-            time.monotonic() + (ctx.config.timeout if timeout is None else timeout),
+            deadline_after(self._timeout if timeout is None else timeout),
             hash_key=ctx.hash_key(argument) if hashable and ctx.hash_key is not None else None,
             wait_for_ready=wait_for_ready,
         )
@@ -422,6 +447,9 @@ class GovernedChannel(grpc.aio.Channel):
         _registered_method: bool = False,
     ) -> GovernedUnaryUnaryMultiCallable[Any, Any]:
         def build(ctx: MethodContext) -> GovernedUnaryUnaryMultiCallable[Any, Any]:
+            if response_deserializer is not None:
+                deserialize = response_deserializer
+                ctx = dataclasses.replace(ctx, empty_response=lambda: deserialize(b""))
             terminal = _UnaryTerminal(method, request_serializer, response_deserializer)
             invoker = compose(build_filters(ctx, self._filters), terminal)
             return GovernedUnaryUnaryMultiCallable(ctx, invoker)

@@ -11,6 +11,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from csf.registry.instance import Instance
+from csf.resilience.classify import is_failure
+from csf.resilience.outlier import OutlierDetector
 
 # Keepalive finds a dead or frozen peer in seconds; without ping_timeout a frozen
 # provider can hang a call for about a minute. CSF retries itself, so gRPC must not.
@@ -53,6 +55,7 @@ class Endpoint:
         "ewma",
         "failures",
         "instance",
+        "outlier",
         "watchers",
         "weight",
     )
@@ -67,6 +70,7 @@ class Endpoint:
         self.failures = 0
         self.ewma = 0.0
         self._ewma_at = 0.0
+        self.outlier = OutlierDetector()
         self.watchers: list[ActiveWatcher] = []
         self._callables: dict[tuple[str, str], Any] = {}
 
@@ -75,7 +79,9 @@ class Endpoint:
 
     @property
     def usable(self) -> bool:
-        """False while the channel cannot connect; balancers then prefer others."""
+        """False while ejected as an outlier or unable to connect: balancers prefer others."""
+        if self.outlier.ejected():
+            return False
         state = self.channel.get_state(False)
         return state is not grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
@@ -97,6 +103,7 @@ class Endpoint:
         self.calls += 1
         if code is not grpc.StatusCode.OK:
             self.failures += 1
+        self.outlier.record(is_failure(code))
         if timed:
             now = time.monotonic()
             self._observe_latency(now - started, now)

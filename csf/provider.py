@@ -9,6 +9,7 @@ consumers notice, turns health to NOT_SERVING, drains in-flight calls and stops.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -18,13 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
 from csf._exceptions import ConfigError
+from csf._handlers import Guard, guarded
 from csf.config import (
     DEFAULT_CLUSTER,
     DEFAULT_DEREGISTER_WAIT,
@@ -39,6 +41,13 @@ from csf.config import (
     check_timeout,
 )
 from csf.registry import Instance, Registration, Registry, ServiceKey, open_registry
+from csf.resilience.concurrency import ExecutesGuard
+from csf.resilience.ratelimit import RateLimitGuard
+from csf.rule_set import ServiceRules
+from csf.rules import ConcurrencyRule, RateLimitRule
+
+if TYPE_CHECKING:
+    from csf._handlers import Handler
 
 logger = logging.getLogger("csf.provider")
 
@@ -65,6 +74,7 @@ class ProviderSpec:
     group: str = DEFAULT_GROUP
     tags: Mapping[str, str] = field(default_factory=dict)
     warmup: float = DEFAULT_WARMUP
+    executes: int | None = None
 
 
 def provider(
@@ -75,16 +85,21 @@ def provider(
     group: str = DEFAULT_GROUP,
     tags: Mapping[str, str] | None = None,
     warmup: float = DEFAULT_WARMUP,
+    executes: int | None = None,
 ) -> Callable[[ServicerT], ServicerT]:
     """Mark a generated servicer's subclass as a provider of microservice `service`.
 
     Consumers ramp a new provider's `weight` up linearly over `warmup` seconds from
-    its start (0: full weight at once). Raises ConfigError for a bad value.
+    its start (0: full weight at once). At most `executes` handlers of each method run
+    at once (Dubbo's executes; the `concurrency` rule's `provider` overrides it); the
+    rest are refused with RESOURCE_EXHAUSTED. Raises ConfigError for a bad value.
     """
     if not isinstance(version, str):
         raise ConfigError(f"version: expected a string, got {version!r}")
     if warmup != 0:
         check_timeout("warmup", warmup)
+    if executes is not None:
+        check_count("executes", executes, minimum=1)
     spec = ProviderSpec(
         service=check_name("service", service),
         version=version,
@@ -92,6 +107,7 @@ def provider(
         group=check_name("group", group),
         tags=check_tags("tags", tags or {}),
         warmup=float(warmup),
+        executes=executes,
     )
 
     def mark(cls: ServicerT) -> ServicerT:
@@ -124,24 +140,28 @@ def find_add_function(servicer: object) -> Callable[[Any, Any], None]:
 
 
 class _HandlerRecorder:
-    """Stands in for a server while generated code adds a servicer, to learn its methods."""
+    """Stands in for a server while generated code adds a servicer, to learn its handlers."""
 
     def __init__(self) -> None:
-        self.generic_handlers: list[Any] = []
-        self.method_handlers: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+        self.method_handlers: dict[str, dict[str, Handler]] = {}
 
     def add_generic_rpc_handlers(self, handlers: Sequence[Any]) -> None:
-        self.generic_handlers.extend(handlers)
+        """Generated code adds the same handlers by name too; those are the ones kept."""
 
-    def add_registered_method_handlers(
-        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> None:
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
         self.method_handlers[service] = handlers
 
-    def replay(self, server: grpc.aio.Server) -> None:
-        server.add_generic_rpc_handlers(self.generic_handlers)
+    def install(self, server: grpc.aio.Server, guards: Callable[[str], list[Guard]]) -> None:
+        """Add the handlers to `server`, each wrapped in the guards of its method path."""
         for service, handlers in self.method_handlers.items():
-            server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
+            wrapped = {
+                name: guarded(handler, guards(f"/{service}/{name}"))
+                for name, handler in handlers.items()
+            }
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(service, wrapped),)
+            )
+            server.add_registered_method_handlers(service, wrapped)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -192,6 +212,7 @@ class Server:
         self._handle_signals = handle_signals
         self._registry: Registry = open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT)
         self._served: dict[tuple[str, str], _Served] = {}
+        self._rules: dict[str, ServiceRules] = {}
         self._registrations: list[Registration] = []
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
@@ -227,19 +248,36 @@ class Server:
         served.recorders.append(recorder)
 
     async def start(self) -> None:
+        """Bind, serve and register. Raises ConfigError (e.g. a port in use) or
+        RegistryError (ZooKeeper refused the registration), having released all it took."""
         if not self._served:
             raise ConfigError("servicer: add() at least one @csf.provider servicer before start()")
+        await self._registry.start()
         server = grpc.aio.server(options=SERVER_OPTIONS)
+        try:
+            await self._serve(server)
+            self._registrations = [self._registration(s) for s in self._served.values()]
+            await self._register_all()
+        except BaseException:
+            await server.stop(None)
+            await self._release()
+            raise
+        self._install_signal_handlers()
+        logger.info("serving %s on %s", sorted(s for s, _ in self._served), self.address)
+
+    async def _serve(self, server: grpc.aio.Server) -> None:
         for served in self._served.values():
+            guards = functools.partial(
+                self._guards, spec=served.spec, rules=self._rules_of(served.spec.service)
+            )
             for recorder in served.recorders:
-                recorder.replay(server)
+                recorder.install(server, guards)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         try:
             bound = server.add_insecure_port(f"{self.host}:{self.port}")
         except RuntimeError:  # grpcio raises where older versions returned 0
             bound = 0
         if bound == 0:
-            await server.stop(None)
             raise ConfigError(f"port: could not bind {self.host}:{self.port}")
         self.port = bound
         await server.start()
@@ -247,16 +285,23 @@ class Server:
         for served in self._served.values():
             for name in served.grpc_services():
                 await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        await self._registry.start()
-        self._registrations = [self._registration(served) for served in self._served.values()]
-        try:
-            await self._register_all()
-        except BaseException:
-            await server.stop(None)
-            await self._registry.close()
-            raise
-        self._install_signal_handlers()
-        logger.info("serving %s on %s", sorted(s for s, _ in self._served), self.address)
+
+    async def _release(self) -> None:
+        for rules in self._rules.values():
+            await rules.close()
+        await self._registry.close()
+
+    def _rules_of(self, service: str) -> ServiceRules:
+        """The provider-side rules (limits) of one microservice, watched while serving."""
+        found = self._rules.get(service)
+        if found is None:
+            kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND)
+            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
+        return found
+
+    @staticmethod
+    def _guards(path: str, spec: ProviderSpec, rules: ServiceRules) -> list[Guard]:
+        return [ExecutesGuard(path, spec.executes, rules), RateLimitGuard(path, rules)]
 
     def _registration(self, served: _Served) -> Registration:
         spec = served.spec
@@ -322,7 +367,7 @@ class Server:
             await self._health.enter_graceful_shutdown()
             if self._server is not None:
                 await self._server.stop(self.grace)
-            await self._registry.close()
+            await self._release()
         finally:
             self._closed.set()
 

@@ -11,11 +11,14 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from csf.registry import Registry, Subscription
 from csf.rules import PARSERS, RouteRule, Rule, RuleError, WeightRule, parse_rule
 
 logger = logging.getLogger("csf.rules")
+
+RuleT = TypeVar("RuleT")
 
 
 class ServiceRules:
@@ -31,15 +34,23 @@ class ServiceRules:
             for kind in self.current
         ]
 
+    def get(self, kind: type[RuleT]) -> RuleT | None:
+        """The current rule of this kind (its class), or None for the defaults."""
+        rule = self.current.get(kind.KIND)  # type: ignore[attr-defined]
+        return rule if isinstance(rule, kind) else None
+
+    def method_rule(self, kind: type[RuleT], method: str) -> RuleT | None:
+        """The current rule of this kind as it applies to `method`."""
+        rule: Any = self.get(kind)
+        return None if rule is None else rule.for_method(method)
+
     @property
     def weight(self) -> WeightRule | None:
-        rule = self.current.get("weight")
-        return rule if isinstance(rule, WeightRule) else None
+        return self.get(WeightRule)
 
     @property
     def route(self) -> RouteRule | None:
-        rule = self.current.get("route")
-        return rule if isinstance(rule, RouteRule) else None
+        return self.get(RouteRule)
 
     def on_change(self, kind: str, listener: Callable[[], None]) -> None:
         """Call `listener` (on the event loop) whenever rule `kind` changes."""

@@ -8,8 +8,8 @@ and wrong types are refused with a `RuleError` naming the field.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Self
 
 from csf._exceptions import ConfigError
 from csf._json import load_json_object
@@ -58,6 +58,7 @@ def _weights(where: str, value: object, key_check: Callable[[str, str], object])
 class WeightRule:
     """`weight`: override providers' weights, `{"instances": {"host:port": weight}}`."""
 
+    KIND: ClassVar[str] = "weight"
     instances: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -75,6 +76,7 @@ class RouteRule:
       "methods": {"SayHello": {...the same keys...}}}`
     """
 
+    KIND: ClassVar[str] = "route"
     group_weights: Mapping[str, int] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     methods: Mapping[str, RouteRule] = field(default_factory=dict)
@@ -122,10 +124,208 @@ class RouteRule:
         )
 
 
-Rule = WeightRule | RouteRule
+# -- the flat kinds: a few checked fields, each overridable per method -----------------
+
+Check = Callable[[str, Any], Any]
+
+
+def _ratio(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise RuleError(f"{where}: expected a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _positive(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise RuleError(f"{where}: expected a number above 0, got {value!r}")
+    return float(value)
+
+
+def _not_negative(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise RuleError(f"{where}: expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _whole(minimum: int) -> Check:
+    def check(where: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise RuleError(f"{where}: expected a whole number >= {minimum}, got {value!r}")
+        return value
+
+    return check
+
+
+def _one_of(*options: object) -> Check:
+    def check(where: str, value: Any) -> Any:
+        if value not in options:
+            raise RuleError(
+                f"{where}: expected one of {', '.join(map(repr, options))}, got {value!r}"
+            )
+        return value
+
+    return check
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RuleError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class FlatRule:
+    """A kind whose document is a few checked fields, with `methods` overriding them."""
+
+    KIND: ClassVar[str]
+    CHECKS: ClassVar[Mapping[str, Check]]
+    methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: bytes) -> Self:
+        document = _document(cls.KIND, data)
+        _only(cls.KIND, document, {"schema", "methods", *cls.CHECKS})
+        methods = document.get("methods", {})
+        if not isinstance(methods, dict):
+            raise RuleError(f"{cls.KIND}.methods: expected an object of method name to fields")
+        parsed_methods = {}
+        for name, body in methods.items():
+            where = f"{cls.KIND}.methods[{name!r}]"
+            if not isinstance(body, dict):
+                raise RuleError(f"{where}: expected an object")
+            _only(where, body, set(cls.CHECKS))
+            parsed_methods[name] = cls._checked(where, body)
+        service = cls._checked(cls.KIND, document)
+        rule = cls(methods=parsed_methods, **service)
+        for name in parsed_methods:
+            rule.for_method(name)._check_together()
+        rule._check_together()
+        return rule
+
+    @classmethod
+    def _checked(cls, where: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            key: cls.CHECKS[key](f"{where}.{key}", value)
+            for key, value in body.items()
+            if key in cls.CHECKS
+        }
+
+    def _check_together(self) -> None:
+        """Checks across fields; none by default."""
+
+    def for_method(self, name: str) -> Self:
+        """The rule as it applies to method `name`."""
+        override = self.methods.get(name)
+        return replace(self, methods={}, **override) if override else self
+
+
+@dataclass(frozen=True)
+class BreakerRule(FlatRule):
+    KIND = "breaker"
+    CHECKS = {
+        "force": _one_of(None, "open", "closed"),
+        "error_ratio": _ratio,
+        "slow_ratio": _ratio,
+        "slow_call_ms": _positive,
+        "min_calls": _whole(1),
+        "window_s": _positive,
+        "open_s": _positive,
+        "half_open_probes": _whole(1),
+    }
+    force: str | None = None
+    error_ratio: float = 0.5
+    slow_ratio: float = 1.0
+    slow_call_ms: float = 1000.0
+    min_calls: int = 20
+    window_s: float = 10.0
+    open_s: float = 5.0
+    half_open_probes: int = 3
+
+
+@dataclass(frozen=True)
+class DegradeRule(FlatRule):
+    """`degrade`: answer every call (or one method's) with its fallback."""
+
+    KIND = "degrade"
+    CHECKS = {"all": _flag}
+    all: bool = False
+
+
+@dataclass(frozen=True)
+class RateLimitRule(FlatRule):
+    """`ratelimit`: a token bucket per process, on the consumer or the provider side.
+
+    A call finding no token waits up to `max_wait_ms` (within its deadline), else fails.
+    """
+
+    KIND = "ratelimit"
+    CHECKS = {
+        "side": _one_of("consumer", "provider"),
+        "rate": _positive,
+        "burst": _positive,
+        "max_wait_ms": _not_negative,
+    }
+    side: str = "consumer"
+    rate: float | None = None
+    burst: float | None = None
+    max_wait_ms: float = 0.0
+
+    def _check_together(self) -> None:
+        if self.burst is not None and self.burst < 1:
+            raise RuleError(f"ratelimit.burst: expected at least 1, got {self.burst!r}")
+
+
+@dataclass(frozen=True)
+class ConcurrencyRule(FlatRule):
+    """`concurrency`: calls in flight per consumer process, handlers at once per provider.
+
+    A call over the limit waits up to `max_wait_ms` (within its deadline), else fails.
+    """
+
+    KIND = "concurrency"
+    CHECKS = {"consumer": _whole(1), "provider": _whole(1), "max_wait_ms": _not_negative}
+    consumer: int | None = None
+    provider: int | None = None
+    max_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetryRule(FlatRule):
+    KIND = "retry"
+    CHECKS = {
+        "cluster": _one_of("failover", "failfast", "failsafe", "forking"),
+        "retries": _whole(0),
+        "budget_ratio": _ratio,
+        "budget_min_per_s": _whole(0),
+    }
+    cluster: str = "failover"
+    retries: int | None = None
+    budget_ratio: float = 0.2
+    budget_min_per_s: int = 10
+
+
+@dataclass(frozen=True)
+class TimeoutRule(FlatRule):
+    KIND = "timeout"
+    CHECKS = {"timeout_ms": _positive}
+    timeout_ms: float | None = None
+
+
+Rule = WeightRule | RouteRule | FlatRule
 PARSERS: Mapping[str, Callable[[bytes], Rule]] = {
     "weight": WeightRule.parse,
     "route": RouteRule.parse,
+    **{
+        kind.KIND: kind.parse
+        for kind in (
+            BreakerRule,
+            DegradeRule,
+            RateLimitRule,
+            ConcurrencyRule,
+            RetryRule,
+            TimeoutRule,
+        )
+    },
 }
 
 

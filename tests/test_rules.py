@@ -45,7 +45,7 @@ def test_route_rule_with_a_method_override() -> None:
         ("route", _doc(tags={"zone": 1}), "route.tags"),
         ("route", _doc(methods={"SayHello": {"retries": 2}}), "unknown field 'retries'"),
         ("route", _doc(methods=[]), "route.methods"),
-        ("breaker", _doc(), "rule kind 'breaker' is not known"),
+        ("colour", _doc(), "rule kind 'colour' is not known"),
     ],
 )
 def test_invalid_rules_are_refused_with_the_field_named(

@@ -27,6 +27,7 @@ class LoadBalanceFilter:
         if endpoint is None:
             endpoint = await self._directory.pick(ref, inv)
         inv.endpoint = endpoint
+        inv.tried.add(endpoint.address)
         started = endpoint.begin()
         code = grpc.StatusCode.OK
         try:

@@ -1,0 +1,63 @@
+"""The provider side of the filter idea: each method's handler wrapped once, when the
+server starts, in the guards CSF runs around it (not grpc.aio interceptors: on this
+machine each costs 15-30 us of CPU a call).
+
+A guard is `guard(context) -> async context manager` entered before the handler and
+left after it (after the last streamed response); aborting in it answers the call
+without running the handler. The wrapper also hands the call's deadline to outgoing
+CSF calls (csf.resilience.deadline).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from csf.resilience.deadline import inherit
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Guard = Callable[[Context], AbstractAsyncContextManager[None]]
+if TYPE_CHECKING:  # generic only in the type stubs
+    Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+def _behavior_field(handler: Handler) -> str:
+    prefix = "stream" if handler.request_streaming else "unary"
+    suffix = "stream" if handler.response_streaming else "unary"
+    return f"{prefix}_{suffix}"
+
+
+def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
+    """`handler` with `guards` run around every call of it, outermost first."""
+    field = _behavior_field(handler)
+    behavior = getattr(handler, field)
+
+    async def unary_response(request: Any, context: Context) -> Any:
+        inherit(context.time_remaining())
+        async with AsyncExitStack() as stack:
+            for guard in guards:
+                await stack.enter_async_context(guard(context))
+            result = behavior(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+    async def stream_response(request: Any, context: Context) -> AsyncIterator[Any]:
+        inherit(context.time_remaining())
+        async with AsyncExitStack() as stack:
+            for guard in guards:
+                await stack.enter_async_context(guard(context))
+            result = behavior(request, context)
+            if hasattr(result, "__aiter__"):
+                async for response in result:
+                    yield response
+            elif inspect.isawaitable(result):  # a handler that writes with context.write()
+                await result
+            else:
+                for response in result:
+                    yield response
+
+    wrapped = stream_response if handler.response_streaming else unary_response
+    return handler._replace(**{field: wrapped})  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,1 @@
+"""Resilience: breaker, retry and failover, limits, fallbacks, outlier ejection, deadlines."""

@@ -1,0 +1,118 @@
+"""Concurrency limits (asyncio.Semaphore): Dubbo's `actives` and `executes`.
+
+Consumer side (`concurrency` filter): at most `consumer` calls of a method in flight from
+this process. Provider side (a guard around the handler): at most `provider` handlers of
+a method at once, or `@csf.provider(executes=N)`. A call over the limit waits up to the
+rule's `max_wait_ms` within its deadline, else is refused with RESOURCE_EXHAUSTED
+(`ConcurrencyLimitError` on the consumer). Permits come back on success, error,
+timeout and cancellation alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from csf._exceptions import ConcurrencyLimitError
+from csf._invocation import Invocation, Invoker
+from csf.resilience._limits import acquire_within
+from csf.rule_set import ServiceRules
+from csf.rules import ConcurrencyRule
+
+if TYPE_CHECKING:
+    from csf._chain import MethodContext
+
+
+class ConcurrencyFilter:
+    __slots__ = ("_ctx", "_max_wait", "_semaphore")
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._ctx = ctx
+        self._semaphore: asyncio.Semaphore | None = None
+        self._max_wait = 0.0
+        self._reload()
+        ctx.rules.on_change(ConcurrencyRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._ctx.rules.method_rule(ConcurrencyRule, self._ctx.method_name)
+        limit = rule.consumer if rule is not None else None
+        # Calls in flight keep (and give back) the old semaphore's permits.
+        self._semaphore = asyncio.Semaphore(limit) if limit else None
+        self._max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        semaphore = self._semaphore
+        if semaphore is None:
+            return await next(inv)
+        if semaphore.locked():
+            wait = min(self._max_wait, inv.deadline - time.monotonic())
+            if not await acquire_within(semaphore.acquire(), wait):
+                raise ConcurrencyLimitError(f"{inv.method}: too many calls in flight")
+        else:
+            await semaphore.acquire()
+        try:
+            return await next(inv)
+        finally:
+            semaphore.release()
+
+
+class ExecutesGuard:
+    """Provider side: the handlers of one method that may run at once."""
+
+    def __init__(self, method: str, executes: int | None, rules: ServiceRules | None) -> None:
+        self._method = method
+        self._name = method.rsplit("/", 1)[-1]
+        self._default = executes
+        self._rules = rules
+        self.running = 0
+        self._reload()
+        if rules is not None:
+            rules.on_change(ConcurrencyRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._rules.method_rule(ConcurrencyRule, self._name) if self._rules else None
+        limit = rule.provider if rule is not None and rule.provider else self._default
+        self._semaphore = asyncio.Semaphore(limit) if limit else None
+        self._max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
+
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Permit:
+        return _Permit(self, context)
+
+
+class _Permit:
+    __slots__ = ("_context", "_guard", "_semaphore")
+
+    def __init__(self, guard: ExecutesGuard, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._guard = guard
+        self._context = context
+        self._semaphore = guard._semaphore
+
+    async def __aenter__(self) -> None:
+        semaphore = self._semaphore
+        if semaphore is not None:
+            if semaphore.locked():
+                left = self._context.time_remaining()
+                wait = self._guard._max_wait if left is None else min(self._guard._max_wait, left)
+                if not await acquire_within(semaphore.acquire(), wait):
+                    self._semaphore = None
+                    await self._context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"{self._guard._method}: too many calls at once on this provider",
+                    )
+            else:
+                await semaphore.acquire()
+        self._guard.running += 1
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._guard.running -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()

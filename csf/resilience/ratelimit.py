@@ -1,0 +1,106 @@
+"""Token-bucket rate limits (aiolimiter), per method and per process, on either side.
+
+The `ratelimit` rule gives `rate` calls per second with `burst` tokens (default 1) on
+the `side` it names. A call finding no token waits up to `max_wait_ms` within its
+deadline, else is refused: `RateLimitedError` on the consumer, RESOURCE_EXHAUSTED from
+the provider.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from aiolimiter import AsyncLimiter
+
+from csf._exceptions import RateLimitedError
+from csf._invocation import Invocation, Invoker
+from csf.resilience._limits import acquire_within
+from csf.rule_set import ServiceRules
+from csf.rules import RateLimitRule
+
+if TYPE_CHECKING:
+    from csf._chain import MethodContext
+
+
+def _bucket(
+    rules: ServiceRules | None, method: str, side: str
+) -> tuple[AsyncLimiter | None, float]:
+    rule = rules.method_rule(RateLimitRule, method) if rules is not None else None
+    if rule is None or rule.side != side or rule.rate is None:
+        return None, 0.0
+    burst = rule.burst or 1.0
+    return AsyncLimiter(max_rate=burst, time_period=burst / rule.rate), rule.max_wait_ms / 1000
+
+
+class RateLimitFilter:
+    __slots__ = ("_ctx", "_limiter", "_max_wait")
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._ctx = ctx
+        self._reload()
+        ctx.rules.on_change(RateLimitRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        self._limiter, self._max_wait = _bucket(self._ctx.rules, self._ctx.method_name, "consumer")
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        limiter = self._limiter
+        if limiter is not None:
+            if limiter.has_capacity():
+                await limiter.acquire()
+            else:
+                wait = min(self._max_wait, inv.deadline - time.monotonic())
+                if not await acquire_within(limiter.acquire(), wait):
+                    raise RateLimitedError(f"{inv.method}: over the rate limit")
+        return await next(inv)
+
+
+class RateLimitGuard:
+    """Provider side: the token bucket of one method."""
+
+    def __init__(self, method: str, rules: ServiceRules | None) -> None:
+        self._method = method
+        self._name = method.rsplit("/", 1)[-1]
+        self._rules = rules
+        self._reload()
+        if rules is not None:
+            rules.on_change(RateLimitRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        self._limiter, self._max_wait = _bucket(self._rules, self._name, "provider")
+
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Token:
+        return _Token(self, context)
+
+
+class _Token:
+    __slots__ = ("_context", "_guard")
+
+    def __init__(self, guard: RateLimitGuard, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._guard = guard
+        self._context = context
+
+    async def __aenter__(self) -> None:
+        limiter = self._guard._limiter
+        if limiter is None:
+            return
+        if limiter.has_capacity():
+            await limiter.acquire()
+            return
+        left = self._context.time_remaining()
+        wait = self._guard._max_wait if left is None else min(self._guard._max_wait, left)
+        if not await acquire_within(limiter.acquire(), wait):
+            await self._context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self._guard._method}: over the rate limit"
+            )
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        pass

@@ -1,0 +1,153 @@
+"""The `retry` filter: Dubbo's cluster modes, with tenacity and a retry budget.
+
+- failover (default): on UNAVAILABLE, or when one attempt's share of the deadline ran
+  out, try another provider; only for idempotent methods, never past the deadline, with
+  exponential back-off and jitter, within the retry budget. Each attempt gets an equal
+  share of the time left, so a frozen provider cannot eat the whole deadline.
+- failfast: one attempt.
+- failsafe: one attempt; a failure is logged and answered by the fallback, or an empty
+  response.
+- forking: retries + 1 providers at once; the first success wins, the rest are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
+
+from csf._exceptions import InvocationError
+from csf._invocation import Invocation, Invoker
+from csf.resilience.budget import RetryBudget
+from csf.resilience.fallback import answer_instead
+from csf.rules import RetryRule
+
+if TYPE_CHECKING:
+    from csf._chain import MethodContext
+
+logger = logging.getLogger("csf.retry")
+
+# Back-off before attempt n+1: 10 ms x 2^n plus up to 10 ms of jitter, at most 100 ms.
+BACKOFF = {"multiplier": 0.01, "max": 0.1, "jitter": 0.01}
+
+
+class stop_when_spent(stop_base):  # noqa: N801 (tenacity's naming)
+    """Stop when the next attempt would start past the deadline, or the budget is spent."""
+
+    def __init__(self, inv: Invocation, budget: RetryBudget) -> None:
+        self._inv = inv
+        self._budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        late = time.monotonic() + retry_state.upcoming_sleep >= self._inv.deadline
+        return late or not self._budget.try_withdraw()
+
+
+class RetryFilter:
+    __slots__ = ("_attempts", "_ctx", "_mode", "budget")
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._ctx = ctx
+        self.budget = RetryBudget(RetryRule.budget_ratio, RetryRule.budget_min_per_s)
+        self._reload()
+        ctx.rules.on_change(RetryRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        ctx = self._ctx
+        rule = ctx.rules.method_rule(RetryRule, ctx.method_name) or RetryRule()
+        retries = ctx.config.retries if rule.retries is None else rule.retries
+        self._mode = rule.cluster
+        self._attempts = retries + 1
+        self.budget.ratio, self.budget.min_per_s = rule.budget_ratio, rule.budget_min_per_s
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        self.budget.deposit()
+        mode = self._mode
+        if mode == "failover":
+            return await self._failover(inv, next)
+        if mode == "forking":
+            return await self._forking(inv, next)
+        if mode == "failsafe":
+            return await self._failsafe(inv, next)
+        return await next(inv)
+
+    def _retryable(self, inv: Invocation, error: BaseException) -> bool:
+        if not isinstance(error, grpc.aio.AioRpcError) or isinstance(error, InvocationError):
+            return False  # CSF's own verdicts would not change on another try
+        code = error.code()
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return time.monotonic() < inv.deadline  # only the attempt's share ran out
+        return code is grpc.StatusCode.UNAVAILABLE
+
+    @staticmethod
+    def _share_deadline(inv: Invocation, attempts_left: int) -> None:
+        now = time.monotonic()
+        inv.attempt_deadline = now + (inv.deadline - now) / attempts_left
+
+    async def _failover(self, inv: Invocation, next: Invoker) -> Any:
+        attempts = self._attempts if self._ctx.config.idempotent else 1
+        if attempts == 1:
+            return await next(inv)
+        self._share_deadline(inv, attempts)
+        try:  # the first attempt without tenacity: the common case stays cheap
+            return await next(inv)
+        except Exception as error:
+            if not self._retryable(inv, error):
+                raise
+            if time.monotonic() >= inv.deadline or not self.budget.try_withdraw():
+                raise
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts - 1) | stop_when_spent(inv, self.budget),
+            wait=wait_exponential_jitter(**BACKOFF),
+            retry=retry_if_exception(lambda error: self._retryable(inv, error)),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                inv.attempt = attempt.retry_state.attempt_number
+                self._share_deadline(inv, attempts - inv.attempt)
+                return await next(inv)
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
+
+    async def _failsafe(self, inv: Invocation, next: Invoker) -> Any:
+        try:
+            return await next(inv)
+        except grpc.aio.AioRpcError as error:
+            logger.warning(
+                "failsafe: %s %s failed (%s); answering instead",
+                inv.service,
+                inv.method,
+                error.code(),
+            )
+            return await answer_instead(self._ctx, inv, error)
+
+    async def _forking(self, inv: Invocation, next: Invoker) -> Any:
+        # The copies share `tried`, so each picks a provider the others have not.
+        copies = [dataclasses.replace(inv, attempt=index) for index in range(self._attempts)]
+        pending = {asyncio.ensure_future(next(copy)) for copy in copies}
+        error: BaseException | None = None
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        return task.result()
+                    error = task.exception()
+            assert error is not None
+            raise error
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
