@@ -222,7 +222,7 @@ class FlatRule:
 @dataclass(frozen=True)
 class BreakerRule(FlatRule):
     KIND = "breaker"
-    CHECKS = {
+    CHECKS: ClassVar[Mapping[str, Check]] = {
         "force": _one_of(None, "open", "closed"),
         "error_ratio": _ratio,
         "slow_ratio": _ratio,
@@ -247,7 +247,7 @@ class DegradeRule(FlatRule):
     """`degrade`: answer every call (or one method's) with its fallback."""
 
     KIND = "degrade"
-    CHECKS = {"all": _flag}
+    CHECKS: ClassVar[Mapping[str, Check]] = {"all": _flag}
     all: bool = False
 
 
@@ -259,7 +259,7 @@ class RateLimitRule(FlatRule):
     """
 
     KIND = "ratelimit"
-    CHECKS = {
+    CHECKS: ClassVar[Mapping[str, Check]] = {
         "side": _one_of("consumer", "provider"),
         "rate": _positive,
         "burst": _positive,
@@ -283,7 +283,11 @@ class ConcurrencyRule(FlatRule):
     """
 
     KIND = "concurrency"
-    CHECKS = {"consumer": _whole(1), "provider": _whole(1), "max_wait_ms": _not_negative}
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "consumer": _whole(1),
+        "provider": _whole(1),
+        "max_wait_ms": _not_negative,
+    }
     consumer: int | None = None
     provider: int | None = None
     max_wait_ms: float = 0.0
@@ -292,7 +296,7 @@ class ConcurrencyRule(FlatRule):
 @dataclass(frozen=True)
 class RetryRule(FlatRule):
     KIND = "retry"
-    CHECKS = {
+    CHECKS: ClassVar[Mapping[str, Check]] = {
         "cluster": _one_of("failover", "failfast", "failsafe", "forking"),
         "retries": _whole(0),
         "budget_ratio": _ratio,
@@ -307,7 +311,7 @@ class RetryRule(FlatRule):
 @dataclass(frozen=True)
 class TimeoutRule(FlatRule):
     KIND = "timeout"
-    CHECKS = {"timeout_ms": _positive}
+    CHECKS: ClassVar[Mapping[str, Check]] = {"timeout_ms": _positive}
     timeout_ms: float | None = None
 
 

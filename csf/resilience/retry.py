@@ -43,7 +43,7 @@ logger = logging.getLogger("csf.retry")
 BACKOFF = {"multiplier": 0.01, "max": 0.1, "jitter": 0.01}
 
 
-class stop_when_spent(stop_base):  # noqa: N801 (tenacity's naming)
+class stop_when_spent(stop_base):
     """Stop when the next attempt would start past the deadline, or the budget is spent."""
 
     def __init__(self, inv: Invocation, budget: RetryBudget) -> None:
