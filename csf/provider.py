@@ -268,7 +268,7 @@ class Server:
     async def _serve(self, server: grpc.aio.Server) -> None:
         for served in self._served.values():
             guards = functools.partial(
-                self._guards, spec=served.spec, rules=self._rules_of(served.spec.service)
+                self._guards, spec=served.spec, rules=self.rules(served.spec.service)
             )
             for recorder in served.recorders:
                 recorder.install(server, guards)
@@ -291,7 +291,7 @@ class Server:
             await rules.close()
         await self._registry.close()
 
-    def _rules_of(self, service: str) -> ServiceRules:
+    def rules(self, service: str) -> ServiceRules:
         """The provider-side rules (limits) of one microservice, watched while serving."""
         found = self._rules.get(service)
         if found is None:

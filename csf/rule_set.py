@@ -2,7 +2,7 @@
 
 Each kind is watched under `configs/<kind>`; a valid document replaces the current rule
 whole and tells the listeners, an invalid one is logged and refused (the last good rule
-stays), and a deleted one restores the defaults (None).
+stays), and a deleted (or empty) one restores the defaults (None).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class ServiceRules:
 
     def _update(self, kind: str, data: bytes | None) -> None:
         try:
-            rule = None if data is None else parse_rule(kind, data)
+            # An empty node is a rule being written (created, then set): no rule yet.
+            rule = parse_rule(kind, data) if data else None
         except RuleError as exc:
             self.rejected += 1
             logger.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import sys
@@ -208,3 +209,15 @@ async def serving(
         for server in servers:
             await stack.enter_async_context(server)
         yield servers
+
+
+def push_rule(
+    kazoo: KazooClient, tenant: str, kind: str, document: object, service: str = "XIESR"
+) -> None:
+    """Write a rule document (JSON-encoded unless bytes) as an operator would."""
+    path = f"/busidomain/csf/{tenant}/{service}/configs/{kind}"
+    data = document if isinstance(document, bytes) else json.dumps(document).encode()
+    if kazoo.exists(path) is None:
+        kazoo.create(path, data, makepath=True)
+    else:
+        kazoo.set(path, data)

@@ -1,7 +1,6 @@
 """Route and weight rules pushed to ZooKeeper steer a running consumer's calls."""
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,7 @@ from kazoo.client import KazooClient
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import greeter_variant, serving, wait_until
+from tests.conftest import greeter_variant, push_rule, serving, wait_until
 
 NORMAL = greeter_variant(group="normal", tags={"zone": "hz"})
 GRAY = greeter_variant(group="gray", tags={"zone": "gz"})
@@ -25,13 +24,6 @@ async def served(stub: Any, calls: int = CALLS) -> Counter[str]:
         *(stub.SayHello(greeter_pb2.HelloRequest(name=str(i))) for i in range(calls))
     )
     return Counter(reply.served_by for reply in replies)
-
-
-def push(kazoo: KazooClient, tenant: str, kind: str, document: object) -> None:
-    path = f"/busidomain/csf/{tenant}/XIESR/configs/{kind}"
-    data = document if isinstance(document, bytes) else json.dumps(document).encode()
-    kazoo.ensure_path(path)
-    kazoo.set(path, data)
 
 
 async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
@@ -54,7 +46,7 @@ async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
         assert set(before) == {normal.address, gray.address}
 
         rule = {"schema": 1, "group_weights": {"normal": 90, "gray": 10}}
-        await asyncio.to_thread(push, kazoo, tenant, "route", rule)
+        await asyncio.to_thread(push_rule, kazoo, tenant, "route", rule)
         await wait_until(lambda: rules.route is not None, 10, "the route rule")
         split = await served(stub)
         assert 50 <= split[gray.address] <= 150, split  # 10% of 1,000, within 5 points
@@ -65,13 +57,15 @@ async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
             {"schema": 1, "x": 1},
         ):
             rejected = rules.rejected
-            await asyncio.to_thread(push, kazoo, tenant, "route", bad)
+            await asyncio.to_thread(push_rule, kazoo, tenant, "route", bad)
             await wait_until(lambda n=rejected: rules.rejected == n + 1, 10, "the rejection")
         assert "rejected route rule" in caplog.text and "keeping the last good one" in caplog.text
         still = await served(stub)
         assert 50 <= still[gray.address] <= 150, "the last good rule stays in force"
 
-        await asyncio.to_thread(push, kazoo, tenant, "route", {"schema": 1, "tags": {"zone": "gz"}})
+        await asyncio.to_thread(
+            push_rule, kazoo, tenant, "route", {"schema": 1, "tags": {"zone": "gz"}}
+        )
         await wait_until(lambda: rules.route is not None and bool(rules.route.tags), 10)
         assert set(await served(stub, 100)) == {gray.address}
 
@@ -116,13 +110,13 @@ async def test_a_weight_rule_changes_shares_without_restart(
         assert set(await served(stub, 200)) == {first.address, second.address}
 
         rule = {"schema": 1, "instances": {first.address: 300, second.address: 0}}
-        await asyncio.to_thread(push, kazoo, tenant, "weight", rule)
+        await asyncio.to_thread(push_rule, kazoo, tenant, "weight", rule)
         await wait_until(lambda: rules.weight is not None, 10, "the weight rule")
         assert set(await served(stub, 300)) == {first.address}
 
         rejected = rules.rejected
         await asyncio.to_thread(
-            push, kazoo, tenant, "weight", {"schema": 1, "instances": {first.address: -1}}
+            push_rule, kazoo, tenant, "weight", {"schema": 1, "instances": {first.address: -1}}
         )
         await wait_until(lambda: rules.rejected == rejected + 1, 10, "the rejection")
         assert set(await served(stub, 300)) == {first.address}, "the last good rule stays"

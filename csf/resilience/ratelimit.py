@@ -1,9 +1,10 @@
 """Token-bucket rate limits (aiolimiter), per method and per process, on either side.
 
-The `ratelimit` rule gives `rate` calls per second with `burst` tokens (default 1) on
-the `side` it names. A call finding no token waits up to `max_wait_ms` within its
-deadline, else is refused: `RateLimitedError` on the consumer, RESOURCE_EXHAUSTED from
-the provider.
+The `ratelimit` rule gives `rate` calls per second with `burst` tokens on the `side` it
+names; the default burst is a twentieth of a second's worth (at least 1), which keeps the
+admitted rate at `rate` when calls arrive in a steady stream. A call finding no token
+waits up to `max_wait_ms` within its deadline, else is refused: `RateLimitedError` on the
+consumer, RESOURCE_EXHAUSTED from the provider.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _bucket(
     rule = rules.method_rule(RateLimitRule, method) if rules is not None else None
     if rule is None or rule.side != side or rule.rate is None:
         return None, 0.0
-    burst = rule.burst or 1.0
+    burst = rule.burst or max(1.0, rule.rate / 20)
     return AsyncLimiter(max_rate=burst, time_period=burst / rule.rate), rule.max_wait_ms / 1000
 
 
