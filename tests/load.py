@@ -32,10 +32,16 @@ class LoadResult:
         )
 
 
-async def paced(call: Callable[[], Awaitable[Any]], rate: float, seconds: float) -> LoadResult:
-    result = LoadResult()
+async def paced(
+    call: Callable[[], Awaitable[Any]],
+    rate: float,
+    seconds: float,
+    result: LoadResult | None = None,
+) -> LoadResult:
+    """Run the load; pass `result` to watch it grow while the load runs."""
+    result = result if result is not None else LoadResult()
 
-    async def one() -> None:
+    async def one(result: LoadResult = result) -> None:
         started = time.monotonic()
         try:
             result.replies.append(await call())

@@ -25,4 +25,4 @@ def test_readme_api_example_runs(zookeeper: LocalZooKeeper, tmp_path: Path) -> N
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["hi x", "DEADLINE_EXCEEDED"]
+    assert result.stdout.splitlines() == ["hi x", "later, y (DEADLINE_EXCEEDED)"]

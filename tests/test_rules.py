@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from csf.rules import RouteRule, RuleError, WeightRule, parse_rule
+from csf.rules import BreakerRule, RetryRule, RouteRule, RuleError, WeightRule, parse_rule
 
 
 def _doc(**body: object) -> bytes:
@@ -54,3 +54,36 @@ def test_invalid_rules_are_refused_with_the_field_named(
     with pytest.raises(RuleError) as caught:
         parse_rule(kind, data)
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "reason"),
+    [
+        ("breaker", {"error_ratio": 1.5}, "breaker.error_ratio: expected a number from 0 to 1"),
+        ("breaker", {"force": "ajar"}, "breaker.force: expected one of"),
+        ("breaker", {"min_calls": 0}, "breaker.min_calls: expected a whole number >= 1"),
+        ("breaker", {"methods": {"M": {"open_s": -1}}}, "breaker.methods['M'].open_s"),
+        ("ratelimit", {"rate": -5}, "ratelimit.rate: expected a number above 0"),
+        ("ratelimit", {"rate": 10, "side": "both"}, "ratelimit.side"),
+        ("ratelimit", {"rate": 10, "burst": 0.5}, "ratelimit.burst: expected at least 1"),
+        ("concurrency", {"consumer": 0}, "concurrency.consumer"),
+        ("retry", {"cluster": "broadcast"}, "retry.cluster"),
+        ("retry", {"budget_ratio": 2}, "retry.budget_ratio"),
+        ("timeout", {"timeout_ms": 0}, "timeout.timeout_ms"),
+        ("degrade", {"all": "yes"}, "degrade.all: expected true or false"),
+        ("degrade", {"methods": {"M": {"rate": 1}}}, "unknown field 'rate'"),
+    ],
+)
+def test_flat_rule_kinds_refuse_bad_fields(kind: str, body: dict[str, object], reason: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule(kind, _doc(**body))
+    assert reason in str(caught.value)
+
+
+def test_flat_rules_apply_method_overrides() -> None:
+    rule = parse_rule("breaker", _doc(error_ratio=0.3, methods={"Pay": {"force": "open"}}))
+    assert isinstance(rule, BreakerRule)
+    assert (rule.error_ratio, rule.force) == (0.3, None)
+    assert (rule.for_method("Pay").error_ratio, rule.for_method("Pay").force) == (0.3, "open")
+    assert rule.for_method("Other") is rule
+    assert parse_rule("retry", _doc()) == RetryRule()
