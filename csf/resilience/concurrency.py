@@ -19,7 +19,7 @@ import grpc
 
 from csf._exceptions import ConcurrencyLimitError
 from csf._invocation import Invocation, Invoker
-from csf.resilience._limits import acquire_within
+from csf.resilience._limits import acquire_within, admit_or_abort
 from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule
 
@@ -95,14 +95,10 @@ class _Permit:
         semaphore = self._semaphore
         if semaphore is not None:
             if semaphore.locked():
-                left = self._context.time_remaining()
-                wait = self._guard._max_wait if left is None else min(self._guard._max_wait, left)
-                if not await acquire_within(semaphore.acquire(), wait):
-                    self._semaphore = None
-                    await self._context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"{self._guard._method}: too many calls at once on this provider",
-                    )
+                refusal = f"{self._guard._method}: too many calls at once on this provider"
+                await admit_or_abort(
+                    self._context, semaphore.acquire(), self._guard._max_wait, refusal
+                )
             else:
                 await semaphore.acquire()
         self._guard.running += 1

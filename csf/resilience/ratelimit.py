@@ -18,7 +18,7 @@ from aiolimiter import AsyncLimiter
 
 from csf._exceptions import RateLimitedError
 from csf._invocation import Invocation, Invoker
-from csf.resilience._limits import acquire_within
+from csf.resilience._limits import acquire_within, admit_or_abort
 from csf.rule_set import ServiceRules
 from csf.rules import RateLimitRule
 
@@ -91,12 +91,8 @@ class _Token:
         if limiter.has_capacity():
             await limiter.acquire()
             return
-        left = self._context.time_remaining()
-        wait = self._guard._max_wait if left is None else min(self._guard._max_wait, left)
-        if not await acquire_within(limiter.acquire(), wait):
-            await self._context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self._guard._method}: over the rate limit"
-            )
+        refusal = f"{self._guard._method}: over the rate limit"
+        await admit_or_abort(self._context, limiter.acquire(), self._guard._max_wait, refusal)
 
     async def __aexit__(
         self,
