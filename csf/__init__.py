@@ -17,6 +17,7 @@ from csf._invocation import Filter, Invocation, Invoker, compose
 from csf.channel import GovernedChannel
 from csf.config import MethodConfig
 from csf.consumer import Consumer
+from csf.observability import Observability
 from csf.provider import Server, provider
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "MethodConfig",
     "MethodContext",
     "NoProviderError",
+    "Observability",
     "RateLimitedError",
     "RegistryError",
     "Server",

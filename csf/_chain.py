@@ -17,6 +17,9 @@ from csf._invocation import Filter
 from csf.config import Fallback, HashKey, MethodSettings
 from csf.directory import Directory, Selector
 from csf.lb import BalancerFactory, LoadBalanceFilter
+from csf.observability import Telemetry
+from csf.observability.metrics import ClientMetricsFilter
+from csf.observability.tracing import AttemptTracingFilter, ClientTracingFilter
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.concurrency import ConcurrencyFilter
 from csf.resilience.fallback import FallbackFilter
@@ -39,6 +42,7 @@ class MethodContext:
     balancer: BalancerFactory
     fallback: Fallback | None
     hash_key: HashKey | None
+    telemetry: Telemetry
     empty_response: Callable[[], Any] | None = None
     """The method's response message with no fields set (unary methods only)."""
 
@@ -59,7 +63,25 @@ def _load_balance(ctx: MethodContext) -> Filter:
     return LoadBalanceFilter(ctx.directory, ctx.directory.pool(ctx.balancer, ctx.selector))
 
 
+def _tracing(ctx: MethodContext) -> Filter | None:
+    tracer = ctx.telemetry.tracer
+    return ClientTracingFilter(ctx, tracer) if tracer is not None else None
+
+
+def _attempt_tracing(ctx: MethodContext) -> Filter | None:
+    tracer = ctx.telemetry.tracer
+    return AttemptTracingFilter(ctx, tracer) if tracer is not None else None
+
+
+def _metrics(ctx: MethodContext) -> Filter | None:
+    instruments = ctx.telemetry.instruments
+    return ClientMetricsFilter(ctx, instruments) if instruments is not None else None
+
+
+# With tracing or metrics off, their filters are left out of the chain altogether.
 DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = (
+    "tracing",
+    "metrics",
     "fallback",
     "breaker",
     "retry",
@@ -67,8 +89,12 @@ DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = (
     "concurrency",
     "router",
     "load_balance",
+    "attempt_tracing",
 )
 BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
+    "tracing": _tracing,
+    "metrics": _metrics,
+    "attempt_tracing": _attempt_tracing,
     "fallback": FallbackFilter,
     "breaker": BreakerFilter,
     "retry": RetryFilter,

@@ -45,6 +45,9 @@ class Invocation:
     call: Any = None
     """The provider call of the current attempt, for its metadata and status."""
     fallback_used: bool = False
+    failure: BaseException | None = None
+    """The error a fallback answered for."""
+    breaker_state: str | None = None
 
 
 class Filter(Protocol):

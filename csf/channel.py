@@ -27,6 +27,7 @@ from csf.config import StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Endpoint, Serializer
 from csf.lb import balancer
+from csf.observability import OFF, Telemetry
 from csf.resilience.deadline import deadline_after
 from csf.rule_set import ServiceRules
 from csf.rules import TimeoutRule
@@ -411,10 +412,12 @@ class GovernedChannel(grpc.aio.Channel):
         directory_for: Callable[[str], Directory],
         rules: ServiceRules,
         filters: tuple[FilterFactory, ...],
+        telemetry: Telemetry = OFF,
     ) -> None:
         self.config = config
         self._directory_for = directory_for
         self._rules = rules
+        self._telemetry = telemetry
         self._filters = filters
         self._multicallables: dict[tuple[str, str], Any] = {}
 
@@ -431,6 +434,7 @@ class GovernedChannel(grpc.aio.Channel):
             balancer=balancer(config.lb, field=field),
             fallback=self.config.fallback_for(name),
             hash_key=self.config.hash_key,
+            telemetry=self._telemetry,
         )
 
     def _cached(self, kind: str, method: str, build: Callable[[MethodContext], Any]) -> Any:

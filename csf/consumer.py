@@ -26,6 +26,7 @@ from csf.config import (
     check_timeout,
 )
 from csf.directory import Directory
+from csf.observability import Observability
 from csf.registry import Registry, ServiceKey, open_registry
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
 from csf.rule_set import ServiceRules
@@ -51,6 +52,7 @@ class Consumer:
         chain: Sequence[str] = DEFAULT_CONSUMER_CHAIN,
         filters: Mapping[str, FilterFactory] | None = None,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
+        observability: Observability | None = None,
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.app = check_name("app", app)
@@ -58,6 +60,9 @@ class Consumer:
             registry, startup_wait=check_timeout("startup_wait", startup_wait)
         )
         self._filters = resolve_chain(chain, filters)
+        self._telemetry = (observability or Observability()).resolve(self.app)
+        if self._telemetry.instruments is not None:
+            self._telemetry.instruments.watch("providers", self._provider_counts)
         self._snapshots = SnapshotStore(
             Path(snapshot_dir) if snapshot_dir is not None else default_snapshot_dir()
         )
@@ -92,6 +97,12 @@ class Consumer:
         exc_tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def _provider_counts(self) -> list[tuple[float, dict[str, Any]]]:
+        return [
+            (len(d.endpoints), {"csf.tenant": self.tenant, "csf.service": s, "csf.cluster": c})
+            for (s, c), d in self._directories.items()
+        ]
 
     def _check_started(self) -> None:
         if not self._started:
@@ -161,6 +172,7 @@ class Consumer:
             lambda name: self.directory(service, name),
             self.rules(service),
             self._filters,
+            self._telemetry,
         )
         try:
             return stub_cls(channel)

@@ -40,6 +40,9 @@ from csf.config import (
     check_tags,
     check_timeout,
 )
+from csf.observability import Observability
+from csf.observability.metrics import ServerMetricsGuard
+from csf.observability.tracing import ServerTracingGuard
 from csf.registry import Instance, Registration, Registry, ServiceKey, open_registry
 from csf.resilience.concurrency import ExecutesGuard
 from csf.resilience.ratelimit import RateLimitGuard
@@ -194,6 +197,7 @@ class Server:
         grace: float = DEFAULT_SHUTDOWN_GRACE,
         deregister_wait: float = DEFAULT_DEREGISTER_WAIT,
         handle_signals: bool = True,
+        observability: Observability | None = None,
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.cluster = check_name("cluster", cluster)
@@ -210,6 +214,7 @@ class Server:
             check_timeout("deregister_wait", deregister_wait)
         self.deregister_wait = float(deregister_wait)
         self._handle_signals = handle_signals
+        self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
         self._registry: Registry = open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT)
         self._served: dict[tuple[str, str], _Served] = {}
         self._rules: dict[str, ServiceRules] = {}
@@ -299,9 +304,15 @@ class Server:
             found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
         return found
 
-    @staticmethod
-    def _guards(path: str, spec: ProviderSpec, rules: ServiceRules) -> list[Guard]:
-        return [ExecutesGuard(path, spec.executes, rules), RateLimitGuard(path, rules)]
+    def _guards(self, path: str, spec: ProviderSpec, rules: ServiceRules) -> list[Guard]:
+        """tracing -> metrics -> executes -> rate limit, around each handler."""
+        guards: list[Guard] = []
+        if self._telemetry.tracer is not None:
+            guards.append(ServerTracingGuard(self._telemetry.tracer, path, spec.service))
+        if self._telemetry.instruments is not None:
+            guards.append(ServerMetricsGuard(self._telemetry.instruments, path, spec.service))
+        guards += [ExecutesGuard(path, spec.executes, rules), RateLimitGuard(path, rules)]
+        return guards
 
     def _registration(self, served: _Served) -> Registration:
         spec = served.spec

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from csf._chain import MethodContext
 
 
+_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
+
+
 class BreakerFilter:
     __slots__ = ("_ctx", "breaker")
 
@@ -25,6 +28,11 @@ class BreakerFilter:
         self._ctx = ctx
         self.breaker = CircuitBreaker(self._rule())
         ctx.rules.on_change(BreakerRule.KIND, lambda: self.breaker.update(self._rule()))
+        if ctx.telemetry.instruments is not None:
+            attributes = {"csf.service": ctx.service, "rpc.method": ctx.method_name}
+            ctx.telemetry.instruments.watch(
+                "breaker", lambda: [(_GAUGE[self.breaker.state], attributes)]
+            )
 
     def _rule(self) -> BreakerRule:
         return self._ctx.rules.method_rule(BreakerRule, self._ctx.method_name) or BreakerRule()
@@ -37,7 +45,9 @@ class BreakerFilter:
         breaker = self.breaker
         ticket = breaker.allow()
         if ticket is None:
+            inv.breaker_state = State.OPEN.value
             raise CircuitOpenError(f"circuit open for {inv.service} {inv.method}")
+        inv.breaker_state = breaker.state.value
         started = time.monotonic()
         try:
             response = await next(inv)

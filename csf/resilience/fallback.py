@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 async def answer_instead(ctx: MethodContext, inv: Invocation, error: BaseException) -> Any:
     """The fallback's answer, or an empty response when the method has no fallback."""
     inv.fallback_used = True
+    inv.failure = error
     if ctx.fallback is not None:
         return await ctx.fallback(inv.request, error)
     if ctx.empty_response is None:

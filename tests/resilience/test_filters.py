@@ -13,6 +13,7 @@ import csf
 from csf import Invocation, compose
 from csf._chain import MethodContext
 from csf.config import MethodSettings
+from csf.observability import OFF
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.fallback import FallbackFilter
 from csf.resilience.retry import RetryFilter
@@ -49,7 +50,7 @@ def context(
     return MethodContext(
         service="S", method="/p.S/M", config=settings, directory=None,  # type: ignore[arg-type]
         rules=rules or FakeRules(), balancer=None, fallback=fallback,  # type: ignore[arg-type]
-        hash_key=None, empty_response=lambda: "empty",
+        hash_key=None, telemetry=OFF, empty_response=lambda: "empty",
     )  # fmt: skip
 
 

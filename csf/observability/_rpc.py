@@ -1,0 +1,48 @@
+"""What tracing and metrics both read off a call: its names, its code, what refused it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from csf._exceptions import (
+    CircuitOpenError,
+    ConcurrencyLimitError,
+    NoProviderError,
+    RateLimitedError,
+)
+
+REFUSALS: dict[type[BaseException], str] = {
+    CircuitOpenError: "breaker",
+    RateLimitedError: "rate_limit",
+    ConcurrencyLimitError: "concurrency",
+    NoProviderError: "no_provider",
+}
+
+
+def rpc_names(method: str) -> tuple[str, str]:
+    """'/demo.Greeter/SayHello' -> ('demo.Greeter', 'SayHello')."""
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name
+
+
+def rpc_attributes(method: str) -> dict[str, Any]:
+    service, name = rpc_names(method)
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def status_of(error: BaseException | None) -> grpc.StatusCode:
+    if error is None:
+        return grpc.StatusCode.OK
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code()
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    return grpc.StatusCode.UNKNOWN
+
+
+def refused_by(error: BaseException | None) -> str | None:
+    """Which CSF limit refused the call, if one did."""
+    return REFUSALS.get(type(error)) if error is not None else None

@@ -1,0 +1,62 @@
+"""CSF's metric instruments, created once per meter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+Gauge = Callable[[], Iterable[tuple[float, dict[str, Any]]]]
+
+
+class Instruments:
+    def __init__(self, meter: Meter) -> None:
+        self.client_calls = meter.create_counter(
+            "csf.client.calls", "{call}", "Calls finished, by status code"
+        )
+        self.client_duration = meter.create_histogram(
+            "csf.client.duration", "s", "Duration of calls, retries and fallbacks included"
+        )
+        self.client_active = meter.create_up_down_counter(
+            "csf.client.active_calls", "{call}", "Calls in flight"
+        )
+        self.client_retries = meter.create_counter("csf.client.retries", "{attempt}", "Retries")
+        self.client_fallbacks = meter.create_counter(
+            "csf.client.fallbacks", "{call}", "Calls answered by a fallback"
+        )
+        self.client_rejected = meter.create_counter(
+            "csf.client.rejected", "{call}", "Calls CSF refused, by what refused them"
+        )
+        self.server_calls = meter.create_counter(
+            "csf.server.calls", "{call}", "Calls handled, by status code"
+        )
+        self.server_duration = meter.create_histogram(
+            "csf.server.duration", "s", "Duration of handled calls"
+        )
+        self.server_active = meter.create_up_down_counter(
+            "csf.server.active_calls", "{call}", "Handlers running"
+        )
+        self._gauges: dict[str, list[Gauge]] = {"breaker": [], "providers": []}
+        meter.create_observable_gauge(
+            "csf.client.breaker.state",
+            callbacks=[self._observer("breaker")],
+            description="Circuit breaker state: 0 closed, 1 half-open, 2 open",
+        )
+        meter.create_observable_gauge(
+            "csf.client.providers",
+            callbacks=[self._observer("providers")],
+            description="Providers in the consumer's view, per service cluster",
+        )
+
+    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            for gauge in self._gauges[name]:
+                for value, attributes in gauge():
+                    yield Observation(value, attributes)
+
+        return observe
+
+    def watch(self, name: str, gauge: Gauge) -> None:
+        """Report `gauge`'s readings under the gauge `name` ("breaker", "providers")."""
+        self._gauges[name].append(gauge)

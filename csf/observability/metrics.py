@@ -1,0 +1,106 @@
+"""Metrics through the OpenTelemetry metrics API, on both sides of a call.
+
+Attribute sets are built once per method (and per status code), not per call.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from csf._invocation import Invocation, Invoker
+from csf.observability._rpc import refused_by, rpc_attributes, status_of
+from csf.observability.instruments import Instruments
+from csf.observability.tracing import server_status
+
+if TYPE_CHECKING:
+    from csf._chain import MethodContext
+
+
+class _ByCode:
+    """The method's attributes with rpc.grpc.status_code added, one dict per code, cached."""
+
+    __slots__ = ("_base", "_by_code")
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        self._base = base
+        self._by_code: dict[grpc.StatusCode, dict[str, Any]] = {}
+
+    def __call__(self, code: grpc.StatusCode) -> dict[str, Any]:
+        found = self._by_code.get(code)
+        if found is None:
+            found = self._by_code[code] = {**self._base, "rpc.grpc.status_code": code.value[0]}
+        return found
+
+
+class ClientMetricsFilter:
+    """`metrics`: calls by code, latency, calls in flight, retries, fallbacks, refusals."""
+
+    __slots__ = ("_attributes", "_by_code", "_instruments")
+
+    def __init__(self, ctx: MethodContext, instruments: Instruments) -> None:
+        self._instruments = instruments
+        self._attributes = {**rpc_attributes(ctx.method), "csf.service": ctx.service}
+        self._by_code = _ByCode(self._attributes)
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        instruments, attributes = self._instruments, self._attributes
+        instruments.client_active.add(1, attributes)
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            return await next(inv)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            instruments.client_active.add(-1, attributes)
+            code_attributes = self._by_code(status_of(error))
+            instruments.client_calls.add(1, code_attributes)
+            instruments.client_duration.record(time.monotonic() - started, code_attributes)
+            if inv.attempt:
+                instruments.client_retries.add(inv.attempt, attributes)
+            if inv.fallback_used:
+                instruments.client_fallbacks.add(1, attributes)
+            refusal = refused_by(error or inv.failure)
+            if refusal is not None:
+                instruments.client_rejected.add(1, {**attributes, "csf.rejected_by": refusal})
+
+
+class ServerMetricsGuard:
+    """Provider side: calls handled by code, their duration, handlers running."""
+
+    def __init__(self, instruments: Instruments, method: str, service: str) -> None:
+        self.instruments = instruments
+        self.attributes = {**rpc_attributes(method), "csf.service": service}
+        self.by_code = _ByCode(self.attributes)
+
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Measured:
+        return _Measured(self, context)
+
+
+class _Measured:
+    __slots__ = ("_context", "_guard", "_started")
+
+    def __init__(self, guard: ServerMetricsGuard, context: grpc.aio.ServicerContext[Any, Any]):
+        self._guard = guard
+        self._context = context
+
+    async def __aenter__(self) -> None:
+        self._guard.instruments.server_active.add(1, self._guard.attributes)
+        self._started = time.monotonic()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        guard = self._guard
+        guard.instruments.server_active.add(-1, guard.attributes)
+        attributes = guard.by_code(server_status(self._context, error))
+        guard.instruments.server_calls.add(1, attributes)
+        guard.instruments.server_duration.record(time.monotonic() - self._started, attributes)
