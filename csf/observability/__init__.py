@@ -75,7 +75,7 @@ class Observability:
         return Telemetry(
             tracer=tracer if tracing else None,
             meter=meter if measuring else None,
-            instruments=Instruments(meter) if measuring else None,
+            instruments=Instruments.of(meter) if measuring else None,
         )
 
 

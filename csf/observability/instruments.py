@@ -1,7 +1,12 @@
-"""CSF's metric instruments, created once per meter."""
+"""CSF's metric instruments, created once per meter and shared by all who use it.
+
+Sharing matters: a meter keeps the first instrument of a name, so a second set would
+record into the first set's counters but its gauge callbacks would never be called.
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -10,7 +15,18 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 Gauge = Callable[[], Iterable[tuple[float, dict[str, Any]]]]
 
 
+_shared: weakref.WeakKeyDictionary[Meter, Instruments] = weakref.WeakKeyDictionary()
+
+
 class Instruments:
+    @classmethod
+    def of(cls, meter: Meter) -> Instruments:
+        """The instruments of `meter`, made on first use."""
+        found = _shared.get(meter)
+        if found is None:
+            found = _shared[meter] = cls(meter)
+        return found
+
     def __init__(self, meter: Meter) -> None:
         self.client_calls = meter.create_counter(
             "csf.client.calls", "{call}", "Calls finished, by status code"

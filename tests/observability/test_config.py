@@ -1,0 +1,58 @@
+import dataclasses
+import importlib.util
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+import csf
+from csf._chain import BUILTIN_CONSUMER_FILTERS, DEFAULT_CONSUMER_CHAIN
+from csf.observability import OFF
+from csf.observability.tracing import AttemptTracingFilter, ClientTracingFilter
+from tests.resilience.test_filters import context
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"exporter": "jaeger"}, "exporter"),
+        ({"sampler_ratio": 1.5}, "sampler_ratio"),
+        ({"prometheus_port": 0}, "prometheus_port"),
+    ],
+)
+def test_bad_settings_name_the_field(settings: dict[str, object], field: str) -> None:
+    with pytest.raises(csf.ConfigError, match=field):
+        csf.Observability(**settings)  # type: ignore[arg-type]
+
+
+def test_with_tracing_off_its_filters_are_not_in_the_chain() -> None:
+    names = ("tracing", "attempt_tracing", "metrics")
+    assert {name: BUILTIN_CONSUMER_FILTERS[name](context()) for name in names} == dict.fromkeys(
+        names
+    )
+    telemetry = csf.Observability(tracer_provider=TracerProvider(), metrics=False).resolve("t")
+    traced = dataclasses.replace(context(), telemetry=telemetry, directory=_Directory())
+    assert isinstance(BUILTIN_CONSUMER_FILTERS["tracing"](traced), ClientTracingFilter)
+    assert isinstance(BUILTIN_CONSUMER_FILTERS["attempt_tracing"](traced), AttemptTracingFilter)
+    assert BUILTIN_CONSUMER_FILTERS["metrics"](traced) is None
+    assert DEFAULT_CONSUMER_CHAIN[:2] == ("tracing", "metrics")
+
+
+class _Directory:
+    class key:
+        tenant = "T"
+
+
+def test_nothing_is_traced_or_installed_globally_by_default() -> None:
+    telemetry = csf.Observability().resolve("t")
+    assert telemetry == OFF
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def test_an_exporter_gets_a_private_provider() -> None:
+    telemetry = csf.Observability(exporter="console", sampler_ratio=0.5).resolve("t")
+    assert telemetry.tracer is not None
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "not global"
+    if importlib.util.find_spec("opentelemetry.exporter.otlp") is None:
+        with pytest.raises(csf.ConfigError, match="opentelemetry-exporter-otlp"):
+            csf.Observability(exporter="otlp").resolve("t")

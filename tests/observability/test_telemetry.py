@@ -1,0 +1,278 @@
+"""Traces, metrics and logs of real calls, read back through the SDK's in-memory parts."""
+
+import asyncio
+import logging
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from kazoo.client import KazooClient
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+import csf
+from csf.testing.zookeeper import LocalZooKeeper, free_port
+from demo import greeter_pb2, greeter_pb2_grpc
+from demo.providers import Greeter
+from tests.conftest import push_rule, wait_until
+
+Request = greeter_pb2.HelloRequest
+
+
+@dataclass
+class Telemetry:
+    spans: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    config: csf.Observability
+
+    def finished(self) -> list[ReadableSpan]:
+        return list(self.spans.get_finished_spans())
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    config = csf.Observability(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    yield Telemetry(spans, reader, config)
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+
+
+def server(
+    zookeeper: LocalZooKeeper, tenant: str, servicer: Any, telemetry: Telemetry
+) -> csf.Server:
+    instance = csf.Server(
+        registry=zookeeper.url, tenant=tenant, deregister_wait=0, handle_signals=False,
+        observability=telemetry.config,
+    )  # fmt: skip
+    instance.add(servicer)
+    return instance
+
+
+def provider_class(service: str, say_hello: Any) -> type[Greeter]:
+    cls = type(f"Traced{service}", (Greeter,), {"SayHello": say_hello})
+    return csf.provider(service=service, warmup=0)(cls)
+
+
+async def test_a_three_hop_chain_is_one_trace_with_the_right_links(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
+) -> None:
+    consumer = csf.Consumer(registry=zookeeper.url, tenant=tenant, app="web",
+                            snapshot_dir=tmp_path, observability=telemetry.config)  # fmt: skip
+
+    async def forward(self: Greeter, request: Any, context: Any) -> Any:
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPB")
+        return await stub.SayHello(request)
+
+    async def answer(self: Greeter, request: Any, context: Any) -> Any:
+        return greeter_pb2.HelloReply(message="from B")
+
+    a = server(zookeeper, tenant, provider_class("HOPA", forward)(lambda: ""), telemetry)
+    b = server(zookeeper, tenant, provider_class("HOPB", answer)(lambda: ""), telemetry)
+    async with consumer, a, b:
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPA", lb="round_robin")
+        assert (await stub.SayHello(Request(name="x"))).message == "from B"
+
+    spans = telemetry.finished()
+    assert len({span.context.trace_id for span in spans}) == 1
+    by_id = {span.context.span_id: span for span in spans}
+
+    def parent(span: ReadableSpan) -> ReadableSpan | None:
+        return by_id.get(span.parent.span_id) if span.parent is not None else None
+
+    servers = sorted((s for s in spans if s.kind is SpanKind.SERVER),
+                     key=lambda s: s.attributes["csf.service"])  # fmt: skip
+    assert [s.attributes["csf.service"] for s in servers] == ["HOPA", "HOPB"]
+    for hop, server_span in zip((a, b), servers, strict=True):
+        attempt = parent(server_span)
+        assert attempt is not None and attempt.kind is SpanKind.CLIENT
+        assert attempt.attributes["server.address"] == "127.0.0.1"
+        assert attempt.attributes["server.port"] == hop.port
+        assert attempt.attributes["csf.attempt"] == 0
+        logical = parent(attempt)
+        assert logical is not None and logical.kind is SpanKind.CLIENT
+        assert logical.attributes["csf.service"] == server_span.attributes["csf.service"]
+        assert logical.attributes["csf.provider"] == hop.address
+        for span in (server_span, attempt, logical):
+            assert span.name == "demo.Greeter/SayHello"
+            assert span.attributes["rpc.system"] == "grpc"
+            assert span.attributes["rpc.service"] == "demo.Greeter"
+            assert span.attributes["rpc.method"] == "SayHello"
+            assert span.attributes["rpc.grpc.status_code"] == 0
+        assert logical.attributes["csf.tenant"] == tenant
+        assert logical.attributes["csf.cluster"] == "defaultCluster"
+        assert logical.attributes["csf.lb"] == "round_robin"
+        assert logical.attributes["csf.breaker.state"] == "closed"
+        assert logical.attributes["csf.fallback"] is False
+    assert parent(servers[0]) is not None
+    top = parent(parent(servers[0]))  # type: ignore[arg-type]
+    assert top is not None and parent(top) is None, "the first call is the root"
+    second_hop_logical = parent(parent(servers[1]))  # type: ignore[arg-type]
+    assert second_hop_logical is not None and parent(second_hop_logical) is servers[0]
+
+
+async def test_a_retried_call_shows_one_span_per_attempt(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
+) -> None:
+    calls = 0
+
+    async def flaky(self: Greeter, request: Any, context: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "first one fails")
+        return greeter_pb2.HelloReply(message="second time lucky")
+
+    provider = server(zookeeper, tenant, provider_class("XIESR", flaky)(lambda: ""), telemetry)
+    async with provider, csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
+        observability=telemetry.config,
+    ) as consumer:  # fmt: skip
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR",
+                             methods={"SayHello": csf.MethodConfig(idempotent=True)})  # fmt: skip
+        assert (await stub.SayHello(Request())).message == "second time lucky"
+
+    clients = [s for s in telemetry.finished() if s.kind is SpanKind.CLIENT]
+    logical = [s for s in clients if s.parent is None]
+    assert len(logical) == 1 and logical[0].attributes["csf.attempt"] == 2
+    attempts = sorted((s for s in clients if s.parent is not None),
+                      key=lambda s: s.attributes["csf.attempt"])  # fmt: skip
+    assert [s.parent.span_id for s in attempts] == [logical[0].context.span_id] * 2  # type: ignore[union-attr]
+    assert attempts[0].status.status_code is StatusCode.ERROR
+    assert attempts[0].attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert attempts[1].status.status_code is StatusCode.UNSET
+    assert logical[0].attributes["rpc.grpc.status_code"] == 0
+
+
+async def test_a_fallback_answer_is_on_the_span_and_in_the_metrics(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path, telemetry: Telemetry
+) -> None:
+    async def fallback(request: Any, error: BaseException) -> Any:
+        return greeter_pb2.HelloReply(message="fallback")
+
+    provider = server(zookeeper, tenant, Greeter(lambda: ""), telemetry)
+    async with provider, csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
+        observability=telemetry.config,
+    ) as consumer:  # fmt: skip
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR",
+                             fallback={"SayHello": fallback})  # fmt: skip
+        await asyncio.to_thread(push_rule, kazoo, tenant, "breaker", {"schema": 1, "force": "open"})
+        await wait_until(lambda: consumer.rules("XIESR").current["breaker"] is not None, 10)
+        assert (await stub.SayHello(Request())).message == "fallback"
+
+    (span,) = [s for s in telemetry.finished() if s.kind is SpanKind.CLIENT]
+    assert span.attributes["csf.fallback"] is True
+    assert span.attributes["csf.rejected_by"] == "breaker"
+    assert span.attributes["csf.breaker.state"] == "open"
+    assert sum(p.value for p in telemetry.points("csf.client.fallbacks")) == 1
+    rejected = telemetry.points("csf.client.rejected")
+    assert [(p.attributes["csf.rejected_by"], p.value) for p in rejected] == [("breaker", 1)]
+    (state,) = telemetry.points("csf.client.breaker.state")
+    assert state.value == 2
+
+
+async def test_metrics_match_the_calls_made(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
+) -> None:
+    async def picky(self: Greeter, request: Any, context: Any) -> Any:
+        if request.name == "nobody":
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such person")
+        return greeter_pb2.HelloReply(message="hi")
+
+    provider = server(zookeeper, tenant, provider_class("XIESR", picky)(lambda: ""), telemetry)
+    async with provider, csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
+        observability=telemetry.config,
+    ) as consumer:  # fmt: skip
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
+        for _ in range(7):
+            await stub.SayHello(Request(name="ann"))
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.SayHello(Request(name="nobody"))
+        for side in ("client", "server"):
+            by_code = {p.attributes["rpc.grpc.status_code"]: p.value
+                       for p in telemetry.points(f"csf.{side}.calls")}  # fmt: skip
+            assert by_code == {0: 7, grpc.StatusCode.NOT_FOUND.value[0]: 3}, side
+            durations = telemetry.points(f"csf.{side}.duration")
+            assert sum(p.count for p in durations) == 10
+            assert all(p.sum > 0 for p in durations)
+            assert [p.value for p in telemetry.points(f"csf.{side}.active_calls")] == [0]
+        (providers,) = telemetry.points("csf.client.providers")
+        assert providers.value == 1 and providers.attributes["csf.service"] == "XIESR"
+
+
+async def test_a_log_line_inside_a_handler_carries_the_incoming_trace_id(
+    zookeeper: LocalZooKeeper,
+    tenant: str,
+    tmp_path: Path,
+    telemetry: Telemetry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="app")
+
+    async def chatty(self: Greeter, request: Any, context: Any) -> Any:
+        logging.getLogger("app").info("handling %s", request.name)
+        return greeter_pb2.HelloReply(message="hi")
+
+    provider = server(zookeeper, tenant, provider_class("XIESR", chatty)(lambda: ""), telemetry)
+    async with provider, csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
+        observability=telemetry.config,
+    ) as consumer:  # fmt: skip
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
+        await stub.SayHello(Request(name="ann"))
+    (record,) = [r for r in caplog.records if r.getMessage() == "handling ann"]
+    (root,) = [s for s in telemetry.finished() if s.parent is None]
+    assert record.trace_id == format(root.context.trace_id, "032x")  # type: ignore[attr-defined]
+    (server_span,) = [s for s in telemetry.finished() if s.kind is SpanKind.SERVER]
+    assert record.span_id == format(server_span.context.span_id, "016x")  # type: ignore[attr-defined]
+
+
+async def test_the_prometheus_endpoint_serves_csf_metrics(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    observability = csf.Observability(prometheus_port=port, tracing=False)
+    provider = csf.Server(registry=zookeeper.url, tenant=tenant, deregister_wait=0,
+                          handle_signals=False, observability=observability)  # fmt: skip
+    provider.add(Greeter(lambda: ""))
+    async with provider, csf.Consumer(
+        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
+        observability=observability,
+    ) as consumer:  # fmt: skip
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
+        await stub.SayHello(Request(name="ann"))
+
+        def scrape() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                return str(reply.read().decode())
+
+        text = await asyncio.to_thread(scrape)
+    assert "csf_client_calls" in text and "csf_server_calls" in text
+    assert 'rpc_method="SayHello"' in text
