@@ -147,7 +147,7 @@ async def test_every_permit_comes_back_after_10000_cancelled_calls(
             for call in calls:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
-        await wait_until(lambda: servicer.running == 0, 5, "the provider's handlers released")
+        await wait_until(lambda: servicer.running == 0, 15, "the provider's handlers released")
         servicer.delay, servicer.peak = 0.3, 0
         start = time.monotonic()
         replies = await asyncio.gather(*(stub.SayHello(Request(name="y")) for _ in range(5)))
