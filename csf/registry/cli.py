@@ -104,9 +104,11 @@ def _run(ctx: typer.Context, action: Callable[[RegistryAdmin], T]) -> T:
         raise _fail(f"ZooKeeper refused: {type(exc).__name__}", REFUSED) from None
 
 
-def _show(ctx: typer.Context, data: Any, table: Callable[[], Table | str]) -> None:
+def _show(
+    ctx: typer.Context, data: Any, table: Callable[[], Table | str], *, one_line: bool = False
+) -> None:
     if ctx.obj.json:
-        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        typer.echo(json.dumps(data, indent=None if one_line else 2, sort_keys=True))
     else:
         out.print(table())
 
@@ -313,15 +315,14 @@ def tree(ctx: typer.Context, service: str) -> None:
 
 @app.command()
 def watch(ctx: typer.Context, service: str) -> None:
-    """Print SERVICE's providers now and on every change, until interrupted."""
+    """Print SERVICE's providers now and on every change, until interrupted (--json: one
+    line of JSON a report)."""
     stop = threading.Event()
 
     def report(found: list[dict[str, Any]]) -> None:
-        _show(
-            ctx,
-            found,
-            lambda: _table(f"{service} providers", PROVIDER_COLUMNS, _provider_rows(found)),
-        )
+        rows = _provider_rows(found)
+        title = f"{service} providers"
+        _show(ctx, found, lambda: _table(title, PROVIDER_COLUMNS, rows), one_line=True)
         sys.stdout.flush()
 
     try:

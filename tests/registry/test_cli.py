@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+import signal
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -231,3 +232,24 @@ def test_csf_registry_help_works_and_is_an_installed_script() -> None:
     assert "csf-registry" in result.stdout and "--tenant" in result.stdout
     scripts = {entry.name: entry.value for entry in entry_points(group="console_scripts")}
     assert scripts.get("csf-registry") == "csf.registry.cli:main"
+
+
+async def test_watch_prints_changes_as_they_happen(zookeeper: LocalZooKeeper, tenant: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csf.registry.cli", "--zk", zookeeper.url, "--tenant", tenant,
+        "--json", "watch", "XIESR",
+        stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+
+    async def report() -> list[Any]:
+        return list(json.loads(await asyncio.wait_for(process.stdout.readline(), 30)))
+
+    try:
+        assert await report() == []
+        async with greeter_server(zookeeper.url, tenant) as server:
+            assert [p["address"] for p in await report()] == [server.address]
+        assert await report() == []
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
