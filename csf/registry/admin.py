@@ -269,11 +269,17 @@ class RegistryAdmin:
     def watch(
         self, service: str, report: Callable[[list[dict[str, Any]]], None], stop: threading.Event
     ) -> None:
-        """Call `report` with the provider list now and after every change, until `stop`."""
+        """Call `report` with the provider list now and whenever it changes, until `stop`."""
         changed = threading.Event()
+        last: list[dict[str, Any]] | None = None
         while not stop.is_set():
             changed.clear()
-            report(self.providers(service, watch=lambda event: changed.set()))
+            found = self.providers(service, watch=lambda event: changed.set())
+            # Parent nodes appear one by one: report what differs, not every event.
+            comparable = [{k: v for k, v in p.items() if k != "uptime_s"} for p in found]
+            if comparable != last:
+                report(found)
+                last = comparable
             while not changed.wait(0.2):
                 if stop.is_set():
                     return
