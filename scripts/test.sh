@@ -6,8 +6,8 @@ ensure_venv
 cd "$ROOT"
 
 echo "==> ruff"
-"$VENV/bin/ruff" check csf demo tests scripts
-"$VENV/bin/ruff" format --check csf demo tests scripts
+"$VENV/bin/ruff" check csf demo tests scripts benchmarks
+"$VENV/bin/ruff" format --check csf demo tests scripts benchmarks
 echo "==> mypy --strict"
 "$VENV/bin/mypy" --strict csf demo/providers.py demo/__main__.py
 

@@ -1,0 +1,266 @@
+"""What governance costs next to raw grpc.aio: the same echo call, four ways, side by side.
+
+    python benchmarks/bench_overhead.py [--quick] [--out benchmarks/results/bench_overhead.json]
+
+(a) raw: a grpc.aio stub and channel to a plain grpc.aio server
+(b) empty: CSF with only load balancing in the chain
+(c) default: CSF's default chain, with rate and concurrency limits set high enough never
+    to bind, breaker and retry policy in place
+(d) traced: (c) with tracing at 100% sampling into a batching exporter that drops spans,
+    on both sides
+
+The servers run in their own processes on 127.0.0.1, this process is the client. The
+variants alternate within every round, so drift on this shared machine hits all alike;
+figures are medians over rounds, with the spread of each ratio to raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from kazoo.client import KazooClient
+
+import csf
+from csf.testing.zookeeper import LocalZooKeeper
+from demo import greeter_pb2, greeter_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path(__file__).parent / "results" / "bench_overhead.json"
+VARIANTS = ("raw", "empty", "default", "traced")
+CONCURRENCY = (1, 16, 64, 256)
+PAYLOADS = {"100B": 100, "4KiB": 4096}
+TICK = os.sysconf("SC_CLK_TCK")
+NOT_BINDING = {
+    "ratelimit": {"schema": 1, "rate": 1_000_000, "burst": 1_000_000},
+    "concurrency": {"schema": 1, "consumer": 100_000, "provider": 100_000},
+}
+
+Call = Callable[[greeter_pb2.HelloRequest], Awaitable[Any]]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class Servers:
+    """The three server processes, started and stopped together."""
+
+    def __init__(self, registry: str) -> None:
+        self.registry = registry
+        self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.addresses: dict[str, str] = {}
+
+    def start(self) -> None:
+        for mode, tenant in (("raw", "-"), ("csf", "Bench"), ("traced", "BenchTraced")):
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--mode", mode,
+                 "--registry", self.registry, "--tenant", tenant],
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
+            )  # fmt: skip
+            assert process.stdout is not None
+            line = process.stdout.readline().strip()
+            if not line.startswith("serving "):
+                raise SystemExit(f"echo server {mode} did not start: {line!r}")
+            self.processes[mode] = process
+            self.addresses[mode] = line.removeprefix("serving ")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            process.wait(timeout=30)
+
+
+async def run_load(call: Call, payload: int, concurrency: int, seconds: float) -> dict[str, Any]:
+    """`concurrency` callers calling as fast as they can for `seconds`."""
+    request = greeter_pb2.HelloRequest(name="x" * payload)
+    latencies: list[float] = []
+    errors = 0
+    end = time.monotonic() + seconds
+
+    async def caller() -> None:
+        nonlocal errors
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            try:
+                await call(request)
+            except grpc.RpcError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    start = time.monotonic()
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    elapsed = time.monotonic() - start
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "calls": count,
+        "errors": errors,
+        "calls_per_s": count / elapsed,
+        "p50_us": latencies[count // 2] * 1e6 if count else None,
+        "p99_us": latencies[min(count - 1, int(count * 0.99))] * 1e6 if count else None,
+    }
+
+
+async def measure(quick: bool, rounds: int | None, seconds: float | None) -> dict[str, Any]:
+    rounds = rounds or (2 if quick else 5)
+    seconds = seconds or (0.5 if quick else 2.0)
+    concurrency = (1, 64) if quick else CONCURRENCY
+    payloads = {"100B": 100} if quick else PAYLOADS
+    with (
+        tempfile.TemporaryDirectory(prefix="csf-bench-") as work,
+        LocalZooKeeper(Path(work) / "zk") as zookeeper,
+    ):
+        servers = Servers(zookeeper.url)
+        servers.start()
+        kazoo = KazooClient(hosts=zookeeper.hosts)
+        kazoo.start(timeout=10)
+        for tenant in ("Bench", "BenchTraced"):
+            for kind, rule in NOT_BINDING.items():
+                kazoo.create(f"/busidomain/csf/{tenant}/XIESR/configs/{kind}",
+                             json.dumps(rule).encode(), makepath=True)  # fmt: skip
+        kazoo.stop()
+        kazoo.close()
+        try:
+            return await _measure(
+                servers, zookeeper.url, Path(work), rounds, seconds, concurrency, payloads
+            )
+        finally:
+            servers.stop()
+
+
+async def _measure(
+    servers: Servers,
+    registry: str,
+    work: Path,
+    rounds: int,
+    seconds: float,
+    concurrency: tuple[int, ...],
+    payloads: dict[str, int],
+) -> dict[str, Any]:
+    from echo_server import traced  # the same tracing set-up as the traced server
+
+    off = csf.Observability(tracing=False, metrics=False)
+    consumers = {
+        "empty": csf.Consumer(registry=registry, tenant="Bench", app="bench", snapshot_dir=work,
+                              chain=("load_balance",), observability=off),
+        "default": csf.Consumer(registry=registry, tenant="Bench", app="bench",
+                                snapshot_dir=work, observability=off),
+        "traced": csf.Consumer(registry=registry, tenant="BenchTraced", app="bench",
+                               snapshot_dir=work, observability=traced()),
+    }  # fmt: skip
+    channel = grpc.aio.insecure_channel(servers.addresses["raw"])
+    calls: dict[str, Call] = {"raw": greeter_pb2_grpc.GreeterStub(channel).SayHello}
+    for name, consumer in consumers.items():
+        await consumer.start()
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=10)
+        await consumer.directory("XIESR").wait_listed()
+        calls[name] = stub.SayHello
+    server_pid = {"raw": "raw", "empty": "csf", "default": "csf", "traced": "traced"}
+    samples: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for call in calls.values():  # warm every path up
+        await run_load(call, 100, 4, 0.3)
+    for _ in range(rounds):
+        for level in concurrency:
+            for payload_name, payload in payloads.items():
+                for variant in VARIANTS:
+                    pid = servers.processes[server_pid[variant]].pid
+                    client_before, server_before = time.process_time(), cpu_seconds(pid)
+                    result = await run_load(calls[variant], payload, level, seconds)
+                    calls_made = max(1, result["calls"])
+                    result["client_cpu_us"] = (
+                        (time.process_time() - client_before) / calls_made * 1e6
+                    )
+                    result["server_cpu_us"] = (cpu_seconds(pid) - server_before) / calls_made * 1e6
+                    samples.setdefault((variant, level, payload_name), []).append(result)
+    await channel.close()
+    for consumer in consumers.values():
+        await consumer.close()
+    return summarize(samples, rounds, seconds)
+
+
+def summarize(
+    samples: dict[tuple[str, int, str], list[dict[str, Any]]], rounds: int, seconds: float
+) -> dict[str, Any]:
+    rows = []
+    for (variant, level, payload), runs in sorted(samples.items()):
+        raw_runs = samples[("raw", level, payload)]
+        ratios = [
+            run["calls_per_s"] / raw["calls_per_s"] for run, raw in zip(runs, raw_runs, strict=True)
+        ]
+        row: dict[str, Any] = {"variant": variant, "concurrency": level, "payload": payload}
+        for key in ("calls_per_s", "p50_us", "p99_us", "client_cpu_us", "server_cpu_us"):
+            row[key] = round(statistics.median(run[key] for run in runs), 1)
+        row["errors"] = sum(run["errors"] for run in runs)
+        row["ratio_to_raw"] = round(statistics.median(ratios), 3)
+        row["ratio_spread"] = round(max(ratios) - min(ratios), 3)
+        rows.append(row)
+    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores"
+    return {
+        "machine": f"{machine}, Python {platform.python_version()}",
+        "grpcio": grpc.__version__,
+        "rounds": rounds,
+        "seconds_per_run": seconds,
+        "results": rows,
+    }
+
+
+COLUMNS = (
+    ("conc", "concurrency", 5, ""),
+    ("payload", "payload", 7, ""),
+    ("variant", "variant", 8, ""),
+    ("calls/s", "calls_per_s", 9, ".0f"),
+    ("x raw", "ratio_to_raw", 6, ".3f"),
+    ("+-", "ratio_spread", 5, ".3f"),
+    ("p50 us", "p50_us", 8, ".0f"),
+    ("p99 us", "p99_us", 8, ".0f"),
+    ("cli cpu us", "client_cpu_us", 10, ".0f"),
+    ("srv cpu us", "server_cpu_us", 10, ".0f"),
+)
+
+
+def report(data: dict[str, Any]) -> None:
+    rounds, seconds = data["rounds"], data["seconds_per_run"]
+    print(f"{data['machine']}, grpcio {data['grpcio']}: medians of {rounds} rounds of {seconds} s")
+    print(" ".join(f"{title:>{width}}" for title, _, width, _ in COLUMNS))
+    order = sorted(
+        data["results"],
+        key=lambda r: (r["concurrency"], r["payload"], VARIANTS.index(r["variant"])),
+    )
+    for row in order:
+        print(" ".join(f"{row[key]:>{width}{fmt}}" for _, key, width, fmt in COLUMNS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run, for CI and a first look")
+    parser.add_argument("--rounds", type=int, help="rounds of every variant (default 5, quick 2)")
+    parser.add_argument("--seconds", type=float, help="seconds a run (default 2, quick 0.5)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    data = asyncio.run(measure(args.quick, args.rounds, args.seconds))
+    report(data)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
