@@ -34,6 +34,8 @@ logger = logging.getLogger("csf.directory")
 REMOVED_ENDPOINT_GRACE = 5.0
 # How often providers kept through an empty push are asked whether they still serve.
 EMPTY_PUSH_PROBE_INTERVAL = 2.0
+# Snapshots matter only at the next start: after a save, at most one more a second.
+SNAPSHOT_INTERVAL = 1.0
 # While providers warm up, weights are recomputed this often (within these bounds).
 WARMUP_STEPS = 20
 WARMUP_REBUILD_BOUNDS = (0.5, 5.0)
@@ -169,7 +171,7 @@ class Directory:
             else:
                 known.instance = instance
         self._rebuild()
-        if added or removed:
+        if (added or removed) and logger.isEnabledFor(logging.INFO):
             logger.info("%s: providers %s (+%s -%s)", self.key, sorted(wanted), added, removed)
         self._listed.set()
 
@@ -231,14 +233,18 @@ class Directory:
     async def _save(self, store: SnapshotStore) -> None:
         try:
             while self._save_wanted:
-                self._save_wanted = False
-                instances = [endpoint.instance for endpoint in self._snapshot()]
-                try:
-                    await asyncio.to_thread(store.save, self.key, instances)
-                except OSError as exc:
-                    logger.warning("%s: could not save snapshot: %s", self.key, exc)
+                await self._save_now(store)
+                await asyncio.sleep(SNAPSHOT_INTERVAL)
         finally:
             self._save_task = None
+
+    async def _save_now(self, store: SnapshotStore) -> None:
+        self._save_wanted = False
+        instances = [endpoint.instance for endpoint in self._snapshot()]
+        try:
+            await asyncio.to_thread(store.save, self.key, instances)
+        except OSError as exc:
+            logger.warning("%s: could not save snapshot: %s", self.key, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -252,7 +258,11 @@ class Directory:
             self._warmup_timer.cancel()
         if self._probe_task is not None:
             self._probe_task.cancel()
-        # Saves and closes of removed channels are short: let them finish.
+        if self._save_task is not None:  # it may be waiting out SNAPSHOT_INTERVAL
+            self._save_task.cancel()
+        # Closes of removed channels are short: let them finish.
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._save_wanted and self._snapshots is not None:
+            await self._save_now(self._snapshots)
         await asyncio.gather(*(endpoint.close() for endpoint in self.endpoints.values()))
         self.endpoints.clear()

@@ -42,7 +42,10 @@ class Instance:
         return f"{self.host}:{self.port}"
 
     def to_json(self) -> bytes:
-        document = {
+        return json.dumps(self.to_document(), separators=(",", ":"), sort_keys=True).encode()
+
+    def to_document(self) -> dict[str, Any]:
+        return {
             "schema": INSTANCE_SCHEMA,
             "host": self.host,
             "port": self.port,
@@ -56,7 +59,6 @@ class Instance:
             "warmup": self.warmup,
             "tls": self.tls,
         }
-        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Instance:
@@ -65,6 +67,11 @@ class Instance:
             doc = load_json_object(data, MAX_INSTANCE_BYTES)
         except ValueError as exc:
             raise InstanceFormatError(str(exc)) from None
+        return cls.from_document(doc)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Instance:
+        """An instance from its parsed JSON object; InstanceFormatError if it is wrong."""
         if doc.get("schema") != INSTANCE_SCHEMA:
             raise InstanceFormatError(f"schema {doc.get('schema')!r}, expected {INSTANCE_SCHEMA}")
         services = _typed(doc, "services", dict, {})

@@ -35,7 +35,7 @@ class SnapshotStore:
         document = {
             "schema": SNAPSHOT_SCHEMA,
             "saved_at": time.time(),
-            "instances": [json.loads(instance.to_json()) for instance in instances],
+            "instances": [instance.to_document() for instance in instances],
         }
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ class SnapshotStore:
             document = json.loads(target.read_bytes())
             if document.get("schema") != SNAPSHOT_SCHEMA:
                 raise ValueError(f"schema {document.get('schema')!r}")
-            return [Instance.from_json(json.dumps(item).encode()) for item in document["instances"]]
+            return [Instance.from_document(item) for item in document["instances"]]
         except FileNotFoundError:
             return None
         except (
