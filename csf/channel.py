@@ -28,6 +28,7 @@ from csf.directory import Directory
 from csf.endpoint import Deserializer, Endpoint, Serializer
 from csf.lb import balancer
 from csf.observability import OFF, Telemetry
+from csf.resilience.classify import status_of
 from csf.resilience.deadline import deadline_after
 from csf.rule_set import ServiceRules
 from csf.rules import TimeoutRule
@@ -107,14 +108,7 @@ class _TaskCall:
         return self._task.exception()
 
     async def code(self) -> grpc.StatusCode:
-        error = await self._outcome()
-        if error is None:
-            return grpc.StatusCode.OK
-        if isinstance(error, grpc.aio.AioRpcError):
-            return error.code()
-        if isinstance(error, asyncio.CancelledError):
-            return grpc.StatusCode.CANCELLED
-        return grpc.StatusCode.UNKNOWN
+        return status_of(await self._outcome())
 
     async def details(self) -> str:
         error = await self._outcome()

@@ -142,12 +142,14 @@ async def test_every_permit_comes_back_after_10000_cancelled_calls(
         await wait_until(lambda: rules.current["concurrency"] is not None, 10)
         servicer.delay = 10.0
         for _ in range(20):  # 5 calls hold permits, 495 wait for one: cancel them all
-            calls = [asyncio.ensure_future(stub.SayHello(Request(name="x"))) for _ in range(500)]
+            # Cancel the calls themselves: a call runs from its creation on (as in
+            # grpc.aio), so cancelling a task that wraps it before it ran leaves it running.
+            calls = [stub.SayHello(Request(name="x")) for _ in range(500)]
             await wait_until(lambda: servicer.running == 5, 5, "five calls in flight")
             for call in calls:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
-        await wait_until(lambda: servicer.running == 0, 15, "the provider's handlers released")
+            await wait_until(lambda: servicer.running == 0, 5, "the provider's handlers released")
         servicer.delay, servicer.peak = 0.3, 0
         start = time.monotonic()
         replies = await asyncio.gather(*(stub.SayHello(Request(name="y")) for _ in range(5)))

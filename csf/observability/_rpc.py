@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-import grpc
 
 from csf._exceptions import (
     CircuitOpenError,
@@ -31,16 +28,6 @@ def rpc_names(method: str) -> tuple[str, str]:
 def rpc_attributes(method: str) -> dict[str, Any]:
     service, name = rpc_names(method)
     return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
-
-
-def status_of(error: BaseException | None) -> grpc.StatusCode:
-    if error is None:
-        return grpc.StatusCode.OK
-    if isinstance(error, grpc.aio.AioRpcError):
-        return error.code()
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    return grpc.StatusCode.UNKNOWN
 
 
 def refused_by(error: BaseException | None) -> str | None:

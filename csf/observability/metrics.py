@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from csf._invocation import Invocation, Invoker
-from csf.observability._rpc import refused_by, rpc_attributes, status_of
+from csf.observability._rpc import refused_by, rpc_attributes
 from csf.observability.instruments import Instruments
 from csf.observability.tracing import server_status
+from csf.resilience.classify import status_of
 
 if TYPE_CHECKING:
     from csf._chain import MethodContext

@@ -16,7 +16,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from csf._invocation import Invocation, Invoker
-from csf.observability._rpc import refused_by, rpc_attributes, status_of
+from csf.observability._rpc import refused_by, rpc_attributes
+from csf.resilience.classify import status_of
 
 if TYPE_CHECKING:
     from csf._chain import MethodContext
