@@ -7,13 +7,16 @@ rpc.grpc.status_code, server.address, server.port) plus csf.* ones.
 
 from __future__ import annotations
 
+from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from csf._invocation import Invocation, Invoker
 from csf.observability._rpc import refused_by, rpc_attributes
@@ -25,12 +28,36 @@ if TYPE_CHECKING:
 _TRACE_KEYS = ("traceparent", "tracestate")
 
 
-def _close(span: Span, code: grpc.StatusCode, error: BaseException | None) -> None:
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
+# W3C trace context, as DESIGN says: the global propagator may carry more (baggage).
+_W3C = TraceContextTextMapPropagator()
+
+
+def _open(
+    tracer: Tracer,
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, Any],
+    parent: Context | None = None,
+) -> tuple[Span, Token[Context]]:
+    """Start a span and make it current; cheaper than start_as_current_span's generator."""
+    span = tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+    return span, otel_context.attach(trace.set_span_in_context(span))
+
+
+def _close(
+    span: Span,
+    token: Token[Context],
+    code: grpc.StatusCode,
+    error: BaseException | None,
+    attributes: dict[str, Any] | None = None,
+) -> None:
+    span.set_attributes({**(attributes or {}), "rpc.grpc.status_code": code.value[0]})
     if code is not grpc.StatusCode.OK:
         span.set_status(Status(StatusCode.ERROR, code.name))
         if error is not None and not isinstance(error, grpc.aio.AioRpcError):
             span.record_exception(error)
+    span.end()
+    otel_context.detach(token)
 
 
 class ClientTracingFilter:
@@ -50,30 +77,26 @@ class ClientTracingFilter:
         }
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        with self._tracer.start_as_current_span(
-            self._name,
-            kind=SpanKind.CLIENT,
-            attributes=self._attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            error: BaseException | None = None
-            try:
-                return await next(inv)
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                span.set_attribute("csf.attempt", inv.attempt + 1)
-                span.set_attribute("csf.fallback", inv.fallback_used)
-                if inv.endpoint is not None:
-                    span.set_attribute("csf.provider", inv.endpoint.address)
-                if inv.breaker_state is not None:
-                    span.set_attribute("csf.breaker.state", inv.breaker_state)
-                refusal = refused_by(error or inv.failure)
-                if refusal is not None:
-                    span.set_attribute("csf.rejected_by", refusal)
-                _close(span, status_of(error), error)
+        span, token = _open(self._tracer, self._name, SpanKind.CLIENT, self._attributes)
+        error: BaseException | None = None
+        try:
+            return await next(inv)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            outcome: dict[str, Any] = {
+                "csf.attempt": inv.attempt + 1,
+                "csf.fallback": inv.fallback_used,
+            }
+            if inv.endpoint is not None:
+                outcome["csf.provider"] = inv.endpoint.address
+            if inv.breaker_state is not None:
+                outcome["csf.breaker.state"] = inv.breaker_state
+            refusal = refused_by(error or inv.failure)
+            if refusal is not None:
+                outcome["csf.rejected_by"] = refusal
+            _close(span, token, status_of(error), error, outcome)
 
 
 class AttemptTracingFilter:
@@ -93,25 +116,19 @@ class AttemptTracingFilter:
             attributes["server.address"] = endpoint.instance.host
             attributes["server.port"] = endpoint.instance.port
             attributes["csf.provider"] = endpoint.address
-        with self._tracer.start_as_current_span(
-            self._name,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            kept = [(k, v) for k, v in (inv.metadata or ()) if k not in _TRACE_KEYS]
-            inv.metadata = kept + list(carrier.items())
-            error: BaseException | None = None
-            try:
-                return await next(inv)
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                _close(span, status_of(error), error)
+        span, token = _open(self._tracer, self._name, SpanKind.CLIENT, attributes)
+        carrier: dict[str, str] = {}
+        _W3C.inject(carrier)
+        kept = [(k, v) for k, v in (inv.metadata or ()) if k not in _TRACE_KEYS]
+        inv.metadata = kept + list(carrier.items())
+        error: BaseException | None = None
+        try:
+            return await next(inv)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            _close(span, token, status_of(error), error)
 
 
 class ServerTracingGuard:
@@ -136,12 +153,10 @@ class _ServerSpan:
     async def __aenter__(self) -> None:
         carrier = {key: value for key, value in self._context.invocation_metadata() or ()
                    if key in _TRACE_KEYS and isinstance(value, str)}  # fmt: skip
-        parent = propagate.extract(carrier)
-        self._span = self._guard._tracer.start_span(
-            self._guard._name, context=parent, kind=SpanKind.SERVER,
-            attributes=self._guard._attributes,
-        )  # fmt: skip
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        guard = self._guard
+        self._span, self._token = _open(
+            guard._tracer, guard._name, SpanKind.SERVER, guard._attributes, _W3C.extract(carrier)
+        )
 
     async def __aexit__(
         self,
@@ -150,9 +165,8 @@ class _ServerSpan:
         tb: TracebackType | None,
     ) -> None:
         code = server_status(self._context, error)
-        _close(self._span, code, None if isinstance(error, grpc.aio.AbortError) else error)
-        self._span.end()
-        otel_context.detach(self._token)
+        aborted = isinstance(error, grpc.aio.AbortError)
+        _close(self._span, self._token, code, None if aborted else error)
 
 
 def server_status(
