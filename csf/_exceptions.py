@@ -38,16 +38,24 @@ class InvocationError(CsfError, AioRpcError):
 
 
 class NoProviderError(InvocationError):
+    """UNAVAILABLE: the service has no provider this call may go to."""
+
     code_for_class = grpc.StatusCode.UNAVAILABLE
 
 
 class CircuitOpenError(InvocationError):
+    """UNAVAILABLE: the method's circuit breaker is open (or a `degrade` rule holds)."""
+
     code_for_class = grpc.StatusCode.UNAVAILABLE
 
 
 class RateLimitedError(InvocationError):
+    """RESOURCE_EXHAUSTED: the consumer's token bucket had no token in time."""
+
     code_for_class = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class ConcurrencyLimitError(InvocationError):
+    """RESOURCE_EXHAUSTED: too many of the method's calls were in flight."""
+
     code_for_class = grpc.StatusCode.RESOURCE_EXHAUSTED

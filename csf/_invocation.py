@@ -51,6 +51,9 @@ class Invocation:
 
 
 class Filter(Protocol):
+    """One step of the consumer chain: work around `await next(inv)`, or answer without
+    calling it. Built once per method by a FilterFactory (see DEFAULT_CONSUMER_CHAIN)."""
+
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any: ...
 
 

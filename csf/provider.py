@@ -183,7 +183,13 @@ class _Served:
 
 
 class Server:
-    """A grpc.aio server that registers what it serves and leaves gracefully."""
+    """A grpc.aio server that registers what it serves and leaves gracefully.
+
+    `registry` is a `zk://` or `static://` URL; `host`/`port` are bound (port 0: any
+    free one) and advertised unless `advertise_host` is given (required for a wildcard
+    host). Stopping waits `deregister_wait` seconds after deregistering and gives
+    in-flight calls `grace` seconds. Raises ConfigError for a bad value.
+    """
 
     def __init__(
         self,
