@@ -194,9 +194,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-def consumer_for(registry: str, tenant: str, snapshot_dir: Path, app: str = "test") -> csf.Consumer:
+def consumer_for(
+    registry: str,
+    tenant: str,
+    snapshot_dir: Path,
+    app: str = "test",
+    observability: csf.Observability | None = None,
+) -> csf.Consumer:
     """A consumer (not started) whose snapshots go to the test's own folder."""
-    return csf.Consumer(registry=registry, tenant=tenant, app=app, snapshot_dir=snapshot_dir)
+    return csf.Consumer(
+        registry=registry,
+        tenant=tenant,
+        app=app,
+        snapshot_dir=snapshot_dir,
+        observability=observability,
+    )
 
 
 @contextlib.asynccontextmanager

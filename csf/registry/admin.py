@@ -75,10 +75,14 @@ class RegistryAdmin:
     def _service(self, service: str) -> str:
         return service_path(self.tenant, check_name("service", service))
 
-    def _children(self, path: str) -> list[str]:
+    def _children(self, path: str, watch: Callable[[Any], None] | None = None) -> list[str]:
+        """The children of `path`, none if it is missing; `watch` fires on a change (or on
+        its creation)."""
         try:
-            return sorted(self.client.get_children(path))
+            return sorted(self.client.get_children(path, watch=watch))
         except NoNodeError:
+            if watch is not None:
+                self.client.exists(path, watch=watch)
             return []
 
     def _document(self, path: str) -> Any:
@@ -225,10 +229,10 @@ class RegistryAdmin:
         clusters = f"{self._service(service)}/clusters"
         found = []
         now = time.time()
-        for cluster in self._watched_children(clusters, watch):
-            for group in self._watched_children(f"{clusters}/{cluster}", watch):
+        for cluster in self._children(clusters, watch):
+            for group in self._children(f"{clusters}/{cluster}", watch):
                 group_path = f"{clusters}/{cluster}/{group}"
-                for address in self._watched_children(group_path, watch):
+                for address in self._children(group_path, watch):
                     try:
                         data, _ = self.client.get(f"{group_path}/{address}")
                         instance = Instance.from_json(data)
@@ -245,14 +249,6 @@ class RegistryAdmin:
                         "services": {k: list(v) for k, v in instance.services.items()},
                     })  # fmt: skip
         return found
-
-    def _watched_children(self, path: str, watch: Callable[[Any], None] | None) -> list[str]:
-        try:
-            return sorted(self.client.get_children(path, watch=watch))
-        except NoNodeError:
-            if watch is not None:
-                self.client.exists(path, watch=watch)
-            return []
 
     def tree(self, service: str) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ import csf
 from csf.testing.zookeeper import LocalZooKeeper, free_port
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import push_rule, wait_until
+from tests.conftest import consumer_for, push_rule, wait_until
 
 Request = greeter_pb2.HelloRequest
 
@@ -81,8 +81,7 @@ def provider_class(service: str, say_hello: Any) -> type[Greeter]:
 async def test_a_three_hop_chain_is_one_trace_with_the_right_links(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
 ) -> None:
-    consumer = csf.Consumer(registry=zookeeper.url, tenant=tenant, app="web",
-                            snapshot_dir=tmp_path, observability=telemetry.config)  # fmt: skip
+    consumer = consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config)
 
     async def forward(self: Greeter, request: Any, context: Any) -> Any:
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPB")
@@ -148,10 +147,10 @@ async def test_a_retried_call_shows_one_span_per_attempt(
         return greeter_pb2.HelloReply(message="second time lucky")
 
     provider = server(zookeeper, tenant, provider_class("XIESR", flaky)(lambda: ""), telemetry)
-    async with provider, csf.Consumer(
-        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
-        observability=telemetry.config,
-    ) as consumer:  # fmt: skip
+    async with (
+        provider,
+        consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config) as consumer,
+    ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR",
                              methods={"SayHello": csf.MethodConfig(idempotent=True)})  # fmt: skip
         assert (await stub.SayHello(Request())).message == "second time lucky"
@@ -175,10 +174,10 @@ async def test_a_fallback_answer_is_on_the_span_and_in_the_metrics(
         return greeter_pb2.HelloReply(message="fallback")
 
     provider = server(zookeeper, tenant, Greeter(lambda: ""), telemetry)
-    async with provider, csf.Consumer(
-        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
-        observability=telemetry.config,
-    ) as consumer:  # fmt: skip
+    async with (
+        provider,
+        consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config) as consumer,
+    ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR",
                              fallback={"SayHello": fallback})  # fmt: skip
         await asyncio.to_thread(push_rule, kazoo, tenant, "breaker", {"schema": 1, "force": "open"})
@@ -205,10 +204,10 @@ async def test_metrics_match_the_calls_made(
         return greeter_pb2.HelloReply(message="hi")
 
     provider = server(zookeeper, tenant, provider_class("XIESR", picky)(lambda: ""), telemetry)
-    async with provider, csf.Consumer(
-        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
-        observability=telemetry.config,
-    ) as consumer:  # fmt: skip
+    async with (
+        provider,
+        consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config) as consumer,
+    ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         for _ in range(7):
             await stub.SayHello(Request(name="ann"))
@@ -241,10 +240,10 @@ async def test_a_log_line_inside_a_handler_carries_the_incoming_trace_id(
         return greeter_pb2.HelloReply(message="hi")
 
     provider = server(zookeeper, tenant, provider_class("XIESR", chatty)(lambda: ""), telemetry)
-    async with provider, csf.Consumer(
-        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
-        observability=telemetry.config,
-    ) as consumer:  # fmt: skip
+    async with (
+        provider,
+        consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config) as consumer,
+    ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         await stub.SayHello(Request(name="ann"))
     (record,) = [r for r in caplog.records if r.getMessage() == "handling ann"]
@@ -262,10 +261,10 @@ async def test_the_prometheus_endpoint_serves_csf_metrics(
     provider = csf.Server(registry=zookeeper.url, tenant=tenant, deregister_wait=0,
                           handle_signals=False, observability=observability)  # fmt: skip
     provider.add(Greeter(lambda: ""))
-    async with provider, csf.Consumer(
-        registry=zookeeper.url, tenant=tenant, app="web", snapshot_dir=tmp_path,
-        observability=observability,
-    ) as consumer:  # fmt: skip
+    async with (
+        provider,
+        consumer_for(zookeeper.url, tenant, tmp_path, "web", observability) as consumer,
+    ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         await stub.SayHello(Request(name="ann"))
 
