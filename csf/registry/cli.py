@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -325,10 +326,11 @@ def watch(ctx: typer.Context, service: str) -> None:
         _show(ctx, found, lambda: _table(title, PROVIDER_COLUMNS, rows), one_line=True)
         sys.stdout.flush()
 
-    try:
-        _run(ctx, lambda admin: admin.watch(service, report, stop))
-    except KeyboardInterrupt:
-        stop.set()
+    # Interrupts only set `stop`: a KeyboardInterrupt raised inside kazoo's own waits
+    # can leave its locks held and hang the session's close.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _run(ctx, lambda admin: admin.watch(service, report, stop))
 
 
 def main() -> None:

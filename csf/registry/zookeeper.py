@@ -305,7 +305,12 @@ class _RuleWatch(_Watch):
 
 
 class _ProviderWatch(_Watch):
-    """Keeps one listener told of the full provider list of one service cluster."""
+    """Keeps one listener told of the full provider list of one service cluster.
+
+    A child event re-lists only the node it fired on (the cluster node, or one group),
+    and a data event re-reads only that instance: each change costs one or two reads,
+    however many groups and instances the cluster holds.
+    """
 
     def __init__(
         self,
@@ -318,6 +323,9 @@ class _ProviderWatch(_Watch):
         self._listener = listener
         self._startup_wait = startup_wait
         self._root = cluster_path(key.tenant, key.service, key.cluster)
+        # group path -> its last listing; the cluster and group nodes to list again.
+        self._groups: dict[str, list[str]] = {}
+        self._stale: set[str] = {self._root}
         # path -> last good instance there; paths whose data failed to parse or changed.
         self._instances: dict[str, Instance] = {}
         self._malformed: set[str] = set()
@@ -326,16 +334,25 @@ class _ProviderWatch(_Watch):
 
     def relist_all(self) -> None:
         """Forget every cached read; the next listing fetches all again."""
+        self._stale.add(self._root)
+        self._stale.update(self._groups)
         self._changed.update(self._instances)
         self._malformed.clear()
         self._dirty.set()
 
     def _on_event(self, event: WatchedEvent) -> None:
-        if event.path is None:
+        path = event.path
+        if not path:
             self.relist_all()
             return
         if event.type == EventType.CHANGED:
-            self._changed.add(event.path)
+            self._changed.add(path)
+        elif path == self._root or path in self._groups:
+            self._stale.add(path)
+            if event.type != EventType.CHILD:
+                self._stale.add(self._root)  # a group or the cluster came or went
+        else:
+            self._stale.add(path.rsplit("/", 1)[0])
         self._dirty.set()
 
     async def _run(self) -> None:
@@ -347,31 +364,37 @@ class _ProviderWatch(_Watch):
         await super()._run()
 
     async def _read_and_deliver(self) -> None:
-        self._listener.on_providers(await self._list())
-
-    async def _list(self) -> Sequence[Instance]:
-        call, client, watcher = self._registry.call, self._registry.client, self._watcher
+        stale, self._stale = self._stale, set()
+        changed, self._changed = self._changed, set()
         try:
-            groups = await call(client.get_children_async(self._root, watcher))
-        except NoNodeError:
-            # Not created yet: the exists-watch fires when it is.
-            if await call(client.exists_async(self._root, watcher)) is None:
+            instances = await self._list(stale, changed)
+        except BaseException:
+            self._stale |= stale  # read again next time
+            self._changed |= changed
+            raise
+        self._listener.on_providers(instances)
+
+    async def _list(self, stale: set[str], changed: set[str]) -> Sequence[Instance]:
+        groups = set(self._groups)
+        if self._root in stale:
+            names = await self._list_groups()
+            if names is None:
                 return []
-            self._dirty.set()
-            return []
-        group_paths = [f"{self._root}/{group}" for group in groups]
-        children = await asyncio.gather(
-            *(self._children(path) for path in group_paths), return_exceptions=False
-        )
-        paths = {
-            f"{group}/{name}"
-            for group, names in zip(group_paths, children, strict=True)
-            for name in names
-        }
+            groups = {f"{self._root}/{name}" for name in names}
+            for gone in set(self._groups).difference(groups):
+                del self._groups[gone]
+            stale.update(groups.difference(self._groups))
+        relisted = list(stale & groups)
+        listings = await asyncio.gather(*(self._children(path) for path in relisted))
+        for group, names in zip(relisted, listings, strict=True):
+            if names is None:
+                self._groups.pop(group, None)
+            else:
+                self._groups[group] = names
+        paths = {f"{group}/{name}" for group, names in self._groups.items() for name in names}
         for gone in set(self._instances).difference(paths):
             del self._instances[gone]
         self._malformed.intersection_update(paths)
-        changed, self._changed = self._changed & paths, set()
         unknown = [
             p
             for p in paths
@@ -383,13 +406,27 @@ class _ProviderWatch(_Watch):
                 self._parse(path, data)
         return list(self._instances.values())
 
-    async def _children(self, path: str) -> list[str]:
+    async def _list_groups(self) -> list[str] | None:
+        """The cluster's groups; None while the cluster node does not exist."""
+        call, client, watcher = self._registry.call, self._registry.client, self._watcher
+        try:
+            groups: list[str] = await call(client.get_children_async(self._root, watcher))
+        except NoNodeError:
+            # Not created yet: the exists-watch fires when it is.
+            if await call(client.exists_async(self._root, watcher)) is not None:
+                self._stale.add(self._root)
+                self._dirty.set()
+            self._groups.clear()
+            return None
+        return groups
+
+    async def _children(self, path: str) -> list[str] | None:
         try:
             names: list[str] = await self._registry.call(
                 self._registry.client.get_children_async(path, self._watcher)
             )
         except NoNodeError:
-            return []
+            return None
         return names
 
     async def _fetch(self, path: str) -> bytes | None:
