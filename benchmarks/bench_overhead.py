@@ -8,6 +8,9 @@
     to bind, breaker and retry policy in place
 (d) traced: (c) with tracing at 100% sampling into a batching exporter that drops spans,
     on both sides
+peer: apache-dubbo (Triple protocol, the same protobuf messages) at concurrency 16 and 64,
+    when the `apache-dubbo` package is installed; its blocking client runs in its own
+    process with one thread per in-flight call (benchmarks/dubbo_peer.py)
 
 The servers run in their own processes on 127.0.0.1, this process is the client. The
 variants alternate within every round, so drift on this shared machine hits all alike;
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -39,7 +43,10 @@ from demo import greeter_pb2, greeter_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_overhead.json"
-VARIANTS = ("raw", "empty", "default", "traced")
+DUBBO_PEER = Path(__file__).parent / "dubbo_peer.py"
+VARIANTS = ("raw", "empty", "default", "traced", "dubbo")
+DUBBO_CONCURRENCY = (16, 64)
+HAS_DUBBO = importlib.util.find_spec("dubbo") is not None
 CONCURRENCY = (1, 16, 64, 256)
 PAYLOADS = {"100B": 100, "4KiB": 4096}
 TICK = os.sysconf("SC_CLK_TCK")
@@ -66,21 +73,29 @@ class Servers:
         self.addresses: dict[str, str] = {}
 
     def start(self) -> None:
+        echo = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py")]
         for mode, tenant in (("raw", "-"), ("csf", "Bench"), ("traced", "BenchTraced")):
-            process = subprocess.Popen(
-                [sys.executable, str(ROOT / "benchmarks" / "echo_server.py"), "--mode", mode,
-                 "--registry", self.registry, "--tenant", tenant],
-                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=ROOT,
-            )  # fmt: skip
-            assert process.stdout is not None
-            line = process.stdout.readline().strip()
-            if not line.startswith("serving "):
-                raise SystemExit(f"echo server {mode} did not start: {line!r}")
-            self.processes[mode] = process
-            self.addresses[mode] = line.removeprefix("serving ")
+            options = ["--mode", mode, "--registry", self.registry, "--tenant", tenant]
+            self._start(mode, [*echo, *options])
+        if HAS_DUBBO:
+            self._start("dubbo", [sys.executable, str(DUBBO_PEER), "server"])
+
+    def _start(self, mode: str, command: list[str]) -> None:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("serving "):
+            raise SystemExit(f"echo server {mode} did not start: {line!r}")
+        self.processes[mode] = process
+        self.addresses[mode] = line.removeprefix("serving ")
 
     def stop(self) -> None:
         for process in self.processes.values():
+            assert process.stdin is not None
+            process.stdin.close()  # the dubbo peer serves until its input closes
             process.terminate()
         for process in self.processes.values():
             process.wait(timeout=30)
@@ -116,6 +131,18 @@ async def run_load(call: Call, payload: int, concurrency: int, seconds: float) -
         "p50_us": latencies[count // 2] * 1e6 if count else None,
         "p99_us": latencies[min(count - 1, int(count * 0.99))] * 1e6 if count else None,
     }
+
+
+async def run_dubbo(address: str, payload: int, concurrency: int, seconds: float) -> dict[str, Any]:
+    """One run of the apache-dubbo peer's client process; its figures come back as JSON."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(DUBBO_PEER), "client", address, "--concurrency", str(concurrency),
+        "--payload", str(payload), "--seconds", str(seconds),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), seconds + 60)
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
 
 
 async def measure(quick: bool, rounds: int | None, seconds: float | None) -> dict[str, Any]:
@@ -173,6 +200,7 @@ async def _measure(
         await consumer.directory("XIESR").wait_listed()
         calls[name] = stub.SayHello
     server_pid = {"raw": "raw", "empty": "csf", "default": "csf", "traced": "traced"}
+    server_pid["dubbo"] = "dubbo"
     samples: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for call in calls.values():  # warm every path up
         await run_load(call, 100, 4, 0.3)
@@ -180,13 +208,19 @@ async def _measure(
         for level in concurrency:
             for payload_name, payload in payloads.items():
                 for variant in VARIANTS:
+                    if variant == "dubbo" and not (HAS_DUBBO and level in DUBBO_CONCURRENCY):
+                        continue
                     pid = servers.processes[server_pid[variant]].pid
                     client_before, server_before = time.process_time(), cpu_seconds(pid)
-                    result = await run_load(calls[variant], payload, level, seconds)
+                    if variant == "dubbo":
+                        address = servers.addresses["dubbo"]
+                        result = await run_dubbo(address, payload, level, seconds)
+                    else:
+                        result = await run_load(calls[variant], payload, level, seconds)
+                        result["client_cpu_us"] = (
+                            (time.process_time() - client_before) / max(1, result["calls"]) * 1e6
+                        )
                     calls_made = max(1, result["calls"])
-                    result["client_cpu_us"] = (
-                        (time.process_time() - client_before) / calls_made * 1e6
-                    )
                     result["server_cpu_us"] = (cpu_seconds(pid) - server_before) / calls_made * 1e6
                     samples.setdefault((variant, level, payload_name), []).append(result)
     await channel.close()
@@ -211,6 +245,17 @@ def summarize(
         row["ratio_to_raw"] = round(statistics.median(ratios), 3)
         row["ratio_spread"] = round(max(ratios) - min(ratios), 3)
         rows.append(row)
+    peers = []
+    for (variant, level, payload), runs in sorted(samples.items()):
+        if variant != "dubbo":
+            continue
+        csf_runs = samples[("default", level, payload)]
+        ratios = [c["calls_per_s"] / d["calls_per_s"] for c, d in zip(csf_runs, runs, strict=True)]
+        peers.append({
+            "concurrency": level, "payload": payload,
+            "csf_default_over_dubbo": round(statistics.median(ratios), 2),
+            "spread": round(max(ratios) - min(ratios), 2),
+        })  # fmt: skip
     machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cores"
     return {
         "machine": f"{machine}, Python {platform.python_version()}",
@@ -218,6 +263,7 @@ def summarize(
         "rounds": rounds,
         "seconds_per_run": seconds,
         "results": rows,
+        "dubbo": peers,
     }
 
 
@@ -245,6 +291,13 @@ def report(data: dict[str, Any]) -> None:
     )
     for row in order:
         print(" ".join(f"{row[key]:>{width}{fmt}}" for _, key, width, fmt in COLUMNS))
+    if not data["dubbo"]:
+        print("apache-dubbo is not installed: no peer figures (pip install apache-dubbo)")
+    for peer in data["dubbo"]:
+        print(
+            f"CSF default chain / apache-dubbo at concurrency {peer['concurrency']}, "
+            f"{peer['payload']}: {peer['csf_default_over_dubbo']:.2f}x (+-{peer['spread']:.2f})"
+        )
 
 
 def main() -> None:

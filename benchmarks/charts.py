@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = ("raw", "empty", "default", "traced")
+VARIANTS = ("raw", "empty", "default", "traced", "dubbo")
 
 
 def overhead_chart(data: dict[str, Any], out: Path) -> None:
@@ -26,9 +26,15 @@ def overhead_chart(data: dict[str, Any], out: Path) -> None:
     width = 0.8 / len(VARIANTS)
     for offset, variant in enumerate(VARIANTS):
         mine = {r["concurrency"]: r for r in rows if r["variant"] == variant}
+        if not mine:
+            continue
+        # The apache-dubbo peer runs at some levels only: a missing bar is a zero.
         xs = [i + offset * width for i in range(len(levels))]
-        calls.bar(xs, [mine[level]["calls_per_s"] for level in levels], width, label=variant)
-        latency.bar(xs, [mine[level]["p50_us"] / 1000 for level in levels], width, label=variant)
+        label = "apache-dubbo" if variant == "dubbo" else variant
+        throughput = [mine[level]["calls_per_s"] if level in mine else 0 for level in levels]
+        p50 = [mine[level]["p50_us"] / 1000 if level in mine else 0 for level in levels]
+        calls.bar(xs, throughput, width, label=label)
+        latency.bar(xs, p50, width, label=label)
     for axis, title in ((calls, "calls/s (100 B)"), (latency, "p50 latency, ms (100 B)")):
         axis.set_xticks(
             [i + 0.3 for i in range(len(levels))], [f"{level} in flight" for level in levels]
