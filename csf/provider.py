@@ -57,8 +57,10 @@ logger = logging.getLogger("csf.provider")
 ServicerT = TypeVar("ServicerT", bound=type)
 
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
-    # Consumers ping idle connections every 10 s; accept that instead of answering GOAWAY.
-    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+    # Consumers ping every 10 s; accept that instead of answering GOAWAY (too_many_pings).
+    # The key is GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS's value: gRPC
+    # ignores unknown keys, and its default of 5 minutes drops busy connections.
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
     # One host:port is one registered provider: never share a port with another process.
     ("grpc.so_reuseport", 0),
