@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from csf._exceptions import RegistryError
 from csf.config import ZooKeeperURL, check_name
+from csf.registry.access import audit, ensure_shared_parents, kazoo_client, tenant_acl
 from csf.registry.descriptors import ServiceDescriptor
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.paths import rule_path, service_path
@@ -53,10 +53,8 @@ class RegistryAdmin:
     def __init__(self, url: ZooKeeperURL, tenant: str) -> None:
         self.tenant = check_name("tenant", tenant)
         self._hosts = url.connect_string
-        auth = [("digest", ":".join(url.digest))] if url.digest else None
-        self.client = KazooClient(
-            hosts=url.connect_string, timeout=url.session_timeout, auth_data=auth
-        )
+        self.client = kazoo_client(url)
+        self._closed_tenant = tenant_acl(url) is not None
 
     def __enter__(self) -> RegistryAdmin:
         try:
@@ -64,6 +62,8 @@ class RegistryAdmin:
         except KazooTimeoutError:
             self.client.close()
             raise RegistryUnreachable(f"ZooKeeper at {self._hosts} did not answer") from None
+        if self._closed_tenant:
+            ensure_shared_parents(self.client)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -261,6 +261,10 @@ class RegistryAdmin:
             "rules": self.rules(service),
             "subscriptions": self.subscriptions(service),
         }
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Nodes under the tenant that anyone may read (`world:anyone`), with their ACLs."""
+        return list(audit(self.client, self.tenant))
 
     def watch(
         self, service: str, report: Callable[[list[dict[str, Any]]], None], stop: threading.Event

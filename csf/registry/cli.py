@@ -1,8 +1,8 @@
 """csf-registry: the operators' command line for CSF's ZooKeeper registry.
 
-Exit codes: 0 done, 1 refused (validation, illegal transition, missing node),
-2 usage, 3 ZooKeeper unreachable. Every error is one line on stderr; `--json` gives
-machine output on stdout.
+Exit codes: 0 done, 1 refused (validation, illegal transition, missing node, no
+permission), 2 usage, 3 ZooKeeper unreachable, 4 `audit` found open nodes. Every error
+is one line on stderr; `--json` gives machine output on stdout.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from csf.registry.descriptors import export, parse
 from csf.registry.paths import tenant_path
 
 T = TypeVar("T")
-REFUSED, USAGE, UNREACHABLE = 1, 2, 3
+REFUSED, USAGE, UNREACHABLE, FOUND_OPEN = 1, 2, 3, 4
 
 app = typer.Typer(
     name="csf-registry",
@@ -312,6 +312,18 @@ def tree(ctx: typer.Context, service: str) -> None:
         return table
 
     _show(ctx, view, render)
+
+
+@app.command()
+def audit(ctx: typer.Context) -> None:
+    """List every node under the tenant that world:anyone may read (exit 4 if any).
+    Give the tenant's credentials with --digest."""
+    found = _run(ctx, lambda admin: admin.audit())
+    rows = [[node["path"], " ".join(node["acl"])] for node in found]
+    title = f"{ctx.obj.tenant}: {len(found)} nodes readable by world:anyone"
+    _show(ctx, found, lambda: _table(title, ["znode", "acl"], rows))
+    if found:
+        raise typer.Exit(FOUND_OPEN)
 
 
 @app.command()

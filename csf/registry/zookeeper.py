@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import (
     ConnectionLoss,
     KazooException,
@@ -41,6 +41,7 @@ from csf.registry._base import (
     ServiceKey,
     Subscription,
 )
+from csf.registry.access import ensure_shared_parents_async, kazoo_client, tenant_acl
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.paths import cluster_path, rule_path
 
@@ -62,13 +63,8 @@ class ZooKeeperRegistry:
     def __init__(self, url: ZooKeeperURL, *, startup_wait: float = 0.5) -> None:
         self.url = url
         self._startup_wait = startup_wait
-        auth = [("digest", ":".join(url.digest))] if url.digest else None
-        self.client = KazooClient(
-            hosts=url.connect_string,
-            timeout=url.session_timeout,
-            connection_retry=KazooRetry(**_CONNECTION_RETRY),
-            auth_data=auth,
-        )
+        self.client = kazoo_client(url, KazooRetry(**_CONNECTION_RETRY))
+        self._closed_tenant = tenant_acl(url) is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._registrations: dict[str, Registration] = {}
@@ -177,6 +173,9 @@ class ZooKeeperRegistry:
         while True:
             await self._connected.wait()
             try:
+                if self._closed_tenant:
+                    # makepath would give them the tenant's ACL and lock other tenants out.
+                    await ensure_shared_parents_async(self.call, self.client)
                 if await self._ensure_once(registration.path, registration.instance.to_json()):
                     return
             except _TRANSIENT as exc:
