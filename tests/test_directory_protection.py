@@ -11,6 +11,7 @@ from kazoo.client import KazooClient
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import consumer_for, greeter_server, wait_until
+from tests.load import LoadResult, paced
 
 
 async def test_malformed_instances_are_skipped_and_the_rest_stays(
@@ -66,6 +67,11 @@ async def test_an_empty_push_keeps_providers_that_still_answer(
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "both providers")
 
         group = f"/busidomain/csf/{tenant}/XIESR/clusters/defaultCluster/normal"
+        result = LoadResult()
+        load = asyncio.ensure_future(
+            paced(lambda: stub.SayHello(greeter_pb2.HelloRequest(name="x")), 100, 3, result)
+        )
+        await wait_until(lambda: result.offered >= 100, 5, "the load under way")
         # All at once, so the consumer sees one empty list, not a shrinking one.
         wipe = kazoo.transaction()
         for address in addresses:
@@ -73,8 +79,8 @@ async def test_an_empty_push_keeps_providers_that_still_answer(
         assert not any(isinstance(r, Exception) for r in await asyncio.to_thread(wipe.commit))
         await wait_until(lambda: directory.empty_pushes_ignored >= 1, 10, "the empty push")
         assert "lists no providers while 2 are known" in caplog.text
-        for _ in range(20):
-            await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
+        await load
+        assert result.failed == 0 and result.ok == result.offered == 300
         assert set(directory.endpoints) == addresses
 
         # A kept provider that really goes away is dropped once it stops answering.

@@ -5,6 +5,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from kazoo.client import KazooClient
 
 import csf
@@ -16,7 +17,6 @@ from tests.conftest import ProviderProcess, wait_until
 
 StartProvider = Callable[..., Awaitable[ProviderProcess]]
 SESSION_TIMEOUT = 2
-OUTAGE = 2 * SESSION_TIMEOUT + 1
 CALL_INTERVAL = 0.005  # a bounded load of about 200 calls/s
 
 
@@ -30,7 +30,9 @@ def group_children(hosts: str, path: str) -> set[str]:
         client.close()
 
 
+@pytest.mark.parametrize("outage", [5, pytest.param(60, marks=pytest.mark.slow)])
 async def test_zookeeper_stopped_while_calling_then_restarted(
+    outage: float,
     own_zookeeper: LocalZooKeeper,
     tenant: str,
     tmp_path: Path,
@@ -49,30 +51,27 @@ async def test_zookeeper_stopped_while_calling_then_restarted(
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "both providers")
 
         await own_zookeeper.astop()
-        outage_end = time.monotonic() + OUTAGE
+        outage_end = time.monotonic() + outage
         served, failed = 0, 0
-        while time.monotonic() < outage_end and served + failed < 10_000:
+        while time.monotonic() < outage_end and served + failed < 400 * outage:
             try:
                 await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
                 served += 1
             except Exception:
                 failed += 1
             await asyncio.sleep(CALL_INTERVAL)
-        figures.append(f"ZooKeeper down {OUTAGE}s: {served} calls served, {failed} failed")
+        figures.append(f"ZooKeeper down {outage}s: {served} calls served, {failed} failed")
         assert failed == 0 and served > 0
         assert set(directory.endpoints) == addresses
 
         await own_zookeeper.astart()
         took = await wait_until(
-            lambda: asyncio.to_thread(group_children, own_zookeeper.hosts, group),
-            30,
-            "ZooKeeper listing providers again",
-        )
-        await wait_until(
-            lambda: _registered(own_zookeeper.hosts, group, addresses), 30, "re-registration"
+            lambda: _registered(own_zookeeper.hosts, group, addresses), 5, "re-registration"
         )
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "view converged")
-        figures.append(f"providers listed again {took:.2f}s after ZooKeeper came back")
+        figures.append(
+            f"ZooKeeper down {outage}s: every provider registered {took:.2f}s after it came back"
+        )
         replies = {(await stub.SayHello(greeter_pb2.HelloRequest(name="y"))).served_by
                    for _ in range(4)}  # fmt: skip
         assert replies == addresses
