@@ -14,13 +14,16 @@ from csf._exceptions import (
     RegistryError,
 )
 from csf._invocation import Filter, Invocation, Invoker, compose
+from csf.auth import CallerAuth
 from csf.channel import GovernedChannel
 from csf.config import MethodConfig
 from csf.consumer import Consumer
 from csf.observability import Observability
 from csf.provider import Server, provider
+from csf.tls import TLSConfig
 
 __all__ = [
+    "CallerAuth",
     "CircuitOpenError",
     "ConcurrencyLimitError",
     "ConfigError",
@@ -40,6 +43,7 @@ __all__ = [
     "RateLimitedError",
     "RegistryError",
     "Server",
+    "TLSConfig",
     "compose",
     "provider",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from csf._exceptions import ConfigError
 from csf._invocation import Filter
+from csf.auth import CallerToken
 from csf.config import Fallback, HashKey, MethodSettings
 from csf.directory import Directory, Selector
 from csf.lb import BalancerFactory, LoadBalanceFilter
@@ -45,6 +46,15 @@ class MethodContext:
     telemetry: Telemetry
     empty_response: Callable[[], Any] | None = None
     """The method's response message with no fields set (unary methods only)."""
+    caller: CallerToken | None = None
+    """The consumer app's name and token, sent with every call."""
+
+    def metadata(self, given: Any) -> Any:
+        """The call's metadata: the caller's, then what the call was given."""
+        if self.caller is None:
+            return given
+        own = self.caller.metadata()
+        return own if not given else (*own, *given)
 
     @property
     def method_name(self) -> str:

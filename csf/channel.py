@@ -23,6 +23,7 @@ from grpc.aio import Metadata
 from csf._chain import FilterFactory, MethodContext, build_filters
 from csf._exceptions import ConfigError
 from csf._invocation import Invocation, Invoker, compose
+from csf.auth import CallerToken
 from csf.config import StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Endpoint, Serializer
@@ -181,7 +182,7 @@ class GovernedUnaryUnaryMultiCallable(grpc.aio.UnaryUnaryMultiCallable[RequestT,
             ctx.service,
             ctx.method,
             request,
-            metadata,
+            ctx.metadata(metadata),
             deadline_after(self._timeout if timeout is None else timeout),
             hash_key=ctx.hash_key(request) if ctx.hash_key is not None else None,
             wait_for_ready=wait_for_ready,
@@ -321,7 +322,7 @@ class _StreamOpener:
             ctx.service,
             ctx.method,
             argument,
-            metadata,
+            ctx.metadata(metadata),
             deadline_after(self._timeout if timeout is None else timeout),
             hash_key=ctx.hash_key(argument) if hashable and ctx.hash_key is not None else None,
             wait_for_ready=wait_for_ready,
@@ -407,8 +408,10 @@ class GovernedChannel(grpc.aio.Channel):
         rules: ServiceRules,
         filters: tuple[FilterFactory, ...],
         telemetry: Telemetry = OFF,
+        caller: CallerToken | None = None,
     ) -> None:
         self.config = config
+        self._caller = caller
         self._directory_for = directory_for
         self._rules = rules
         self._telemetry = telemetry
@@ -429,6 +432,7 @@ class GovernedChannel(grpc.aio.Channel):
             fallback=self.config.fallback_for(name),
             hash_key=self.config.hash_key,
             telemetry=self._telemetry,
+            caller=self._caller,
         )
 
     def _cached(self, kind: str, method: str, build: Callable[[MethodContext], Any]) -> Any:

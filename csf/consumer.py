@@ -12,6 +12,7 @@ import grpc
 
 from csf._chain import DEFAULT_CONSUMER_CHAIN, FilterFactory, resolve_chain
 from csf._exceptions import ConfigError
+from csf.auth import CallerToken
 from csf.channel import GovernedChannel
 from csf.config import (
     DEFAULT_CLUSTER,
@@ -30,6 +31,7 @@ from csf.observability import Observability
 from csf.registry import Registry, ServiceKey, open_registry
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
 from csf.rule_set import ServiceRules
+from csf.tls import TLSConfig
 
 StubT = TypeVar("StubT")
 
@@ -53,9 +55,17 @@ class Consumer:
         filters: Mapping[str, FilterFactory] | None = None,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
         observability: Observability | None = None,
+        tls: TLSConfig | None = None,
+        app_secret: str | None = None,
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.app = check_name("app", app)
+        if tls is not None and not isinstance(tls, TLSConfig):
+            raise ConfigError(f"tls: expected csf.TLSConfig or None, got {tls!r}")
+        if app_secret is not None and (not isinstance(app_secret, str) or len(app_secret) < 16):
+            raise ConfigError("app_secret: expected a string of 16+ characters")
+        self._tls = tls
+        self._app_secret = app_secret
         self._registry: Registry = open_registry(
             registry, startup_wait=check_timeout("startup_wait", startup_wait)
         )
@@ -127,6 +137,7 @@ class Consumer:
                 self._registry,
                 self._snapshots,
                 self.rules(service),
+                self._tls,
             )
             self._directories[key] = found
         return found
@@ -167,12 +178,16 @@ class Consumer:
             version=version,
             tags=tags or {},
         )
+        caller = None
+        if self._app_secret is not None:
+            caller = CallerToken(self.app, self._app_secret, self.tenant, service)
         channel = GovernedChannel(
             config,
             lambda name: self.directory(service, name),
             self.rules(service),
             self._filters,
             self._telemetry,
+            caller,
         )
         try:
             return stub_cls(channel)

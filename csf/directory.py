@@ -27,6 +27,7 @@ from csf.lb.warmup import warmed_weight, warming_left
 from csf.registry import Instance, Registry, ServiceKey
 from csf.registry.snapshot import SnapshotStore
 from csf.rule_set import ServiceRules
+from csf.tls import TLSConfig
 
 logger = logging.getLogger("csf.directory")
 
@@ -80,9 +81,12 @@ class Directory:
         registry: Registry,
         snapshots: SnapshotStore | None,
         rules: ServiceRules,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.key = key
         self.endpoints: dict[str, Endpoint] = {}
+        self._tls = tls
+        self._refused: set[str] = set()  # providers whose transport does not match ours
         self.empty_pushes_ignored = 0
         self._snapshots = snapshots
         self._rules = rules
@@ -157,7 +161,7 @@ class Directory:
         return tuple(self.endpoints[address] for address in sorted(self.endpoints))
 
     def _apply(self, instances: Sequence[Instance]) -> None:
-        wanted = {instance.address: instance for instance in instances}
+        wanted = {i.address: i for i in instances if self._same_transport(i)}
         removed = [address for address in self.endpoints if address not in wanted]
         for address in removed:
             endpoint = self.endpoints.pop(address)
@@ -166,7 +170,7 @@ class Directory:
         for address, instance in wanted.items():
             known = self.endpoints.get(address)
             if known is None:
-                self.endpoints[address] = Endpoint(instance)
+                self.endpoints[address] = Endpoint(instance, self._tls)
                 added.append(address)
             else:
                 known.instance = instance
@@ -174,6 +178,23 @@ class Directory:
         if (added or removed) and logger.isEnabledFor(logging.INFO):
             logger.info("%s: providers %s (+%s -%s)", self.key, sorted(wanted), added, removed)
         self._listed.set()
+
+    def _same_transport(self, instance: Instance) -> bool:
+        """Never plaintext to a TLS provider, nor from a consumer configured with TLS."""
+        if instance.tls == (self._tls is not None):
+            self._refused.discard(instance.address)
+            return True
+        if instance.address not in self._refused:
+            self._refused.add(instance.address)
+            theirs, ours = ("TLS", "plaintext") if instance.tls else ("plaintext", "TLS")
+            logger.warning(
+                "%s: leaving out %s: it speaks %s, this consumer %s only",
+                self.key,
+                instance.address,
+                theirs,
+                ours,
+            )
+        return False
 
     def _rebuild(self) -> None:
         """Recompute effective weights and rebuild every pool's picker."""

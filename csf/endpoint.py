@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from csf.registry.instance import Instance
 from csf.resilience.classify import is_failure
 from csf.resilience.outlier import OutlierDetector
+from csf.tls import TLSConfig
 
 # Keepalive finds a dead or frozen peer in seconds; without ping_timeout a frozen
 # provider can hang a call for about a minute. CSF retries itself, so gRPC must not.
@@ -60,11 +61,16 @@ class Endpoint:
         "weight",
     )
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, instance: Instance, tls: TLSConfig | None = None) -> None:
         self.instance = instance
         self.address = instance.address
         self.weight = instance.weight
-        self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        if tls is None:
+            self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        else:
+            options = CHANNEL_OPTIONS + tls.channel_options()
+            credentials = tls.channel_credentials()
+            self.channel = grpc.aio.secure_channel(self.address, credentials, options=options)
         self.active = 0
         self.calls = 0
         self.failures = 0

@@ -27,6 +27,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 
 from csf._exceptions import ConfigError
 from csf._handlers import Guard, guarded
+from csf.auth import AuthGuard, CallerAuth, Subscribers
 from csf.config import (
     DEFAULT_CLUSTER,
     DEFAULT_DEREGISTER_WAIT,
@@ -43,11 +44,20 @@ from csf.config import (
 from csf.observability import Observability
 from csf.observability.metrics import ServerMetricsGuard
 from csf.observability.tracing import ServerTracingGuard
-from csf.registry import Instance, Registration, Registry, ServiceKey, open_registry
+from csf.registry import (
+    Instance,
+    Registration,
+    Registry,
+    ServiceKey,
+    Subscription,
+    ZooKeeperRegistry,
+    open_registry,
+)
 from csf.resilience.concurrency import ExecutesGuard
 from csf.resilience.ratelimit import RateLimitGuard
 from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule, RateLimitRule
+from csf.tls import TLSConfig
 
 if TYPE_CHECKING:
     from csf._handlers import Handler
@@ -55,6 +65,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("csf.provider")
 
 ServicerT = TypeVar("ServicerT", bound=type)
+T = TypeVar("T")
 
 SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     # Consumers ping every 10 s; accept that instead of answering GOAWAY (too_many_pings).
@@ -65,6 +76,9 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     # One host:port is one registered provider: never share a port with another process.
     ("grpc.so_reuseport", 0),
 )
+# gRPC's own defaults; bigger messages get RESOURCE_EXHAUSTED, bigger metadata is refused.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_METADATA_BYTES = 8 * 1024
 # How long start() waits for the first registration before serving unregistered.
 REGISTER_WAIT = 10.0
 
@@ -120,6 +134,12 @@ def provider(
         return cls
 
     return mark
+
+
+def _checked(value: Any, kind: type[T], name: str) -> T | None:
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(f"{name}: expected csf.{kind.__name__} or None, got {value!r}")
+    return value
 
 
 def provider_spec(servicer: object) -> ProviderSpec:
@@ -206,6 +226,10 @@ class Server:
         deregister_wait: float = DEFAULT_DEREGISTER_WAIT,
         handle_signals: bool = True,
         observability: Observability | None = None,
+        tls: TLSConfig | None = None,
+        auth: CallerAuth | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.cluster = check_name("cluster", cluster)
@@ -224,6 +248,24 @@ class Server:
         self._handle_signals = handle_signals
         self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
         self._registry: Registry = open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT)
+        self._tls = _checked(tls, TLSConfig, "tls")
+        self._auth = _checked(auth, CallerAuth, "auth")
+        if (
+            auth is not None
+            and auth.require_subscription
+            and not isinstance(self._registry, ZooKeeperRegistry)
+        ):
+            raise ConfigError("auth.require_subscription: needs a zk:// registry")
+        limits = (
+            (
+                "grpc.max_receive_message_length",
+                check_count("max_message_bytes", max_message_bytes),
+            ),
+            ("grpc.max_metadata_size", check_count("max_metadata_bytes", max_metadata_bytes)),
+        )
+        self._options = (*SERVER_OPTIONS, *limits)
+        self._subscribers: dict[str, Subscribers] = {}
+        self._subscriptions: list[Subscription] = []
         self._served: dict[tuple[str, str], _Served] = {}
         self._rules: dict[str, ServiceRules] = {}
         self._registrations: list[Registration] = []
@@ -266,7 +308,7 @@ class Server:
         if not self._served:
             raise ConfigError("servicer: add() at least one @csf.provider servicer before start()")
         await self._registry.start()
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(options=self._options)
         try:
             await self._serve(server)
             self._registrations = [self._registration(s) for s in self._served.values()]
@@ -286,8 +328,12 @@ class Server:
             for recorder in served.recorders:
                 recorder.install(server, guards)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = f"{self.host}:{self.port}"
         try:
-            bound = server.add_insecure_port(f"{self.host}:{self.port}")
+            if self._tls is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, self._tls.server_credentials())
         except RuntimeError:  # grpcio raises where older versions returned 0
             bound = 0
         if bound == 0:
@@ -300,6 +346,9 @@ class Server:
                 await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def _release(self) -> None:
+        for subscription in self._subscriptions:
+            await subscription.cancel()
+        self._subscriptions.clear()
         for rules in self._rules.values():
             await rules.close()
         await self._registry.close()
@@ -313,14 +362,28 @@ class Server:
         return found
 
     def _guards(self, path: str, spec: ProviderSpec, rules: ServiceRules) -> list[Guard]:
-        """tracing -> metrics -> executes -> rate limit, around each handler."""
+        """tracing -> auth -> metrics -> executes -> rate limit, around each handler."""
         guards: list[Guard] = []
         if self._telemetry.tracer is not None:
             guards.append(ServerTracingGuard(self._telemetry.tracer, path, spec.service))
+        if self._auth is not None:
+            subscribers = (
+                self._subscribers_of(spec.service) if self._auth.require_subscription else None
+            )
+            guards.append(AuthGuard(self._auth, self.tenant, spec.service, subscribers))
         if self._telemetry.instruments is not None:
             guards.append(ServerMetricsGuard(self._telemetry.instruments, path, spec.service))
         guards += [ExecutesGuard(path, spec.executes, rules), RateLimitGuard(path, rules)]
         return guards
+
+    def _subscribers_of(self, service: str) -> Subscribers:
+        found = self._subscribers.get(service)
+        if found is None:
+            found = self._subscribers[service] = Subscribers()
+            assert isinstance(self._registry, ZooKeeperRegistry)
+            watch = self._registry.subscribe_subscribers(self.tenant, service, found.update)
+            self._subscriptions.append(watch)
+        return found
 
     def _registration(self, served: _Served) -> Registration:
         spec = served.spec
@@ -335,6 +398,7 @@ class Server:
             pid=os.getpid(),
             start_time=time.time(),
             warmup=spec.warmup,
+            tls=self._tls is not None,
         )
         return Registration(ServiceKey(self.tenant, spec.service, self.cluster), instance)
 

@@ -27,3 +27,7 @@ def instance_path(tenant: str, service: str, cluster: str, group: str, address: 
 
 def rule_path(tenant: str, service: str, kind: str) -> str:
     return f"{ROOT}/{tenant}/{service}/configs/{kind}"
+
+
+def subscriptions_path(tenant: str, service: str) -> str:
+    return f"{ROOT}/{tenant}/{service}/subscriptions"

@@ -43,7 +43,7 @@ from csf.registry._base import (
 )
 from csf.registry.access import ensure_shared_parents_async, kazoo_client, tenant_acl
 from csf.registry.instance import Instance, InstanceFormatError
-from csf.registry.paths import cluster_path, rule_path
+from csf.registry.paths import cluster_path, rule_path, subscriptions_path
 
 logger = logging.getLogger("csf.registry")
 
@@ -226,6 +226,14 @@ class ZooKeeperRegistry:
         self._watches.add(watch)
         return watch
 
+    def subscribe_subscribers(
+        self, tenant: str, service: str, listener: Callable[[frozenset[str]], None]
+    ) -> Subscription:
+        """Deliver the apps subscribed to a service now and on every change."""
+        watch = _ChildrenWatch(self, subscriptions_path(tenant, service), listener)
+        self._watches.add(watch)
+        return watch
+
     def _forget(self, watch: _Watch) -> None:
         self._watches.discard(watch)
 
@@ -301,6 +309,31 @@ class _RuleWatch(_Watch):
                 return
             data = None
         self._listener(None if data is None else bytes(data))
+
+
+class _ChildrenWatch(_Watch):
+    """Delivers the child names of one node (none while it does not exist)."""
+
+    def __init__(
+        self,
+        registry: ZooKeeperRegistry,
+        path: str,
+        listener: Callable[[frozenset[str]], None],
+    ) -> None:
+        self._path = path
+        self._listener = listener
+        super().__init__(registry, path)
+
+    async def _read_and_deliver(self) -> None:
+        call, client = self._registry.call, self._registry.client
+        try:
+            names = await call(client.get_children_async(self._path, self._watcher))
+        except NoNodeError:
+            if await call(client.exists_async(self._path, self._watcher)) is not None:
+                self._dirty.set()
+                return
+            names = []
+        self._listener(frozenset(names))
 
 
 class _ProviderWatch(_Watch):

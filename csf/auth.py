@@ -1,0 +1,162 @@
+"""Caller authentication: which app is calling, proven with a token, and whether it may.
+
+A consumer with an `app_secret` sends its app name and a token in every call's
+metadata: `<issued>.<HMAC-SHA256(secret, app, tenant, service, issued)>`, renewed
+every minute, so a token seen in transit is good for minutes, not forever. A provider
+configured with `CallerAuth` checks it before the handler runs:
+
+- no app, no token, an unknown app or a wrong, stale or malformed token: UNAUTHENTICATED;
+- an app with no node under the service's `subscriptions/` (csf-registry subscribe):
+  PERMISSION_DENIED.
+
+Tokens and secrets never reach logs, span attributes or error messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from csf._exceptions import ConfigError
+from csf.config import check_name
+
+APP_KEY = "csf-app"
+TOKEN_KEY = "csf-token"
+TOKEN_RENEWAL = 60.0
+DEFAULT_MAX_SKEW = 300.0
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def sign(secret: str, app: str, tenant: str, service: str, issued: int) -> str:
+    message = f"{app}\n{tenant}\n{service}\n{issued}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"{issued}.{digest}"
+
+
+class CallerToken:
+    """Consumer side: the app's metadata for calls to one service, renewed each minute."""
+
+    __slots__ = ("_app", "_pairs", "_renew_at", "_secret", "_service", "_tenant")
+
+    def __init__(self, app: str, secret: str, tenant: str, service: str) -> None:
+        self._app, self._secret = app, secret
+        self._tenant, self._service = tenant, service
+        self._renew_at = 0.0
+        self._pairs: Metadata = ()
+
+    def metadata(self) -> Metadata:
+        now = time.monotonic()
+        if now >= self._renew_at:
+            token = sign(self._secret, self._app, self._tenant, self._service, int(time.time()))
+            self._pairs = ((APP_KEY, self._app), (TOKEN_KEY, token))
+            self._renew_at = now + TOKEN_RENEWAL
+        return self._pairs
+
+
+@dataclass(frozen=True)
+class CallerAuth:
+    """Provider side: `secrets` maps each app allowed to authenticate to its secret.
+    With `require_subscription` (the default) the app must also be subscribed to the
+    service; `max_skew` bounds a token's age (seconds, either way of the clock)."""
+
+    secrets: Mapping[str, str]
+    require_subscription: bool = True
+    max_skew: float = DEFAULT_MAX_SKEW
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secrets, Mapping) or not self.secrets:
+            raise ConfigError("auth.secrets: expected a non-empty {app: secret} mapping")
+        for app, secret in self.secrets.items():
+            check_name("auth.secrets app", app)
+            if not isinstance(secret, str) or len(secret) < 16:
+                raise ConfigError(f"auth.secrets[{app!r}]: expected a string of 16+ characters")
+        if not self.max_skew > 0:
+            raise ConfigError(f"auth.max_skew: expected seconds > 0, got {self.max_skew!r}")
+
+    def verify(self, tenant: str, service: str, app: str | None, token: str | None) -> bool:
+        if app is None or token is None:
+            return False
+        secret = self.secrets.get(app)
+        issued_text, dot, _ = token.partition(".")
+        if secret is None or not dot or not issued_text.isdigit():
+            return False
+        issued = int(issued_text)
+        if abs(time.time() - issued) > self.max_skew:
+            return False
+        return hmac.compare_digest(token, sign(secret, app, tenant, service, issued))
+
+
+class Subscribers:
+    """The apps subscribed to one service, as the registry last listed them (None until
+    the first listing)."""
+
+    __slots__ = ("apps",)
+
+    def __init__(self) -> None:
+        self.apps: frozenset[str] | None = None
+
+    def update(self, apps: frozenset[str]) -> None:
+        self.apps = apps
+
+
+class AuthGuard:
+    """Provider side: refuse a call before its handler unless its caller proves who it
+    is and, when required, is subscribed."""
+
+    def __init__(
+        self, auth: CallerAuth, tenant: str, service: str, subscribers: Subscribers | None
+    ) -> None:
+        self._auth = auth
+        self._tenant = tenant
+        self._service = service
+        self._subscribers = subscribers
+
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Check:
+        return _Check(self, context)
+
+
+class _Check:
+    __slots__ = ("_context", "_guard")
+
+    def __init__(self, guard: AuthGuard, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self._guard = guard
+        self._context = context
+
+    async def __aenter__(self) -> None:
+        guard, context = self._guard, self._context
+        app = token = None
+        for key, value in context.invocation_metadata() or ():
+            if key == APP_KEY and isinstance(value, str):
+                app = value
+            elif key == TOKEN_KEY and isinstance(value, str):
+                token = value
+        if not guard._auth.verify(guard._tenant, guard._service, app, token):
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "missing, unknown or invalid caller credentials"
+            )
+        subscribers = guard._subscribers
+        if subscribers is None:
+            return
+        if subscribers.apps is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "subscriptions not loaded yet")
+        elif app not in subscribers.apps:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"app {app!r} is not subscribed to {guard._service}",
+            )
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None

@@ -1,0 +1,119 @@
+"""Mutual TLS between consumer and provider: only clients holding a certificate from the
+provider's CA get a call served, and no consumer talks plaintext to a TLS provider."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+import csf
+from csf.testing.zookeeper import LocalZooKeeper
+from demo import greeter_pb2, greeter_pb2_grpc
+from demo.providers import Greeter
+from tests.conftest import consumer_for, greeter_server
+from tests.security.certs import Authority
+
+
+@csf.provider(service="XIESR", version="1.0.0", warmup=0)
+class CountingGreeter(Greeter):
+    handled = 0
+
+    async def SayHello(self, request: Any, context: Any) -> Any:
+        type(self).handled += 1
+        return await super().SayHello(request, context)
+
+
+async def raw_call(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    async with channel:
+        try:
+            await greeter_pb2_grpc.GreeterStub(channel).SayHello(
+                greeter_pb2.HelloRequest(name="x"), timeout=3
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_only_clients_with_a_certificate_from_the_providers_ca_are_served(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    authority = Authority(tmp_path / "ca", "csf-test-ca")
+    stranger = Authority(tmp_path / "other-ca", "other-ca")
+    provider_cert = authority.issue("provider", server=True)
+    consumer_cert = authority.issue("consumer", server=False)
+    foreign_cert = stranger.issue("intruder", server=False)
+    CountingGreeter.handled = 0
+    server = greeter_server(zookeeper.url, tenant, CountingGreeter, tls=provider_cert.config())
+    async with server:
+        assert server.registrations[0].instance.tls is True
+        ca = authority.path.read_bytes()
+        refusals = {
+            "no client certificate": await raw_call(
+                grpc.aio.secure_channel(server.address, grpc.ssl_channel_credentials(ca))
+            ),
+            "a certificate from another CA": await raw_call(
+                grpc.aio.secure_channel(
+                    server.address,
+                    grpc.ssl_channel_credentials(
+                        ca,
+                        private_key=foreign_cert.key.read_bytes(),
+                        certificate_chain=foreign_cert.cert.read_bytes(),
+                    ),
+                )
+            ),
+            "plaintext": await raw_call(grpc.aio.insecure_channel(server.address)),
+        }
+        assert all(code != grpc.StatusCode.OK for code in refusals.values()), refusals
+
+        caplog.set_level(logging.WARNING, logger="csf.directory")
+        async with consumer_for(zookeeper.url, tenant, tmp_path / "plain") as plain:
+            stub = plain.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=2)
+            with pytest.raises(csf.NoProviderError):
+                await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
+        assert f"leaving out {server.address}: it speaks TLS" in caplog.text
+        assert CountingGreeter.handled == 0
+
+        consumer = csf.Consumer(
+            registry=zookeeper.url,
+            tenant=tenant,
+            app="test",
+            snapshot_dir=tmp_path / "tls",
+            tls=consumer_cert.config(),
+        )
+        async with consumer:
+            stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
+            for _ in range(3):
+                reply = await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
+                assert reply.served_by == server.address
+        assert CountingGreeter.handled == 3
+
+
+async def test_a_tls_consumer_leaves_plaintext_providers_out(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer_cert = Authority(tmp_path / "ca", "ca").issue("consumer", server=False)
+    caplog.set_level(logging.WARNING, logger="csf.directory")
+    async with greeter_server(zookeeper.url, tenant) as server:
+        consumer = csf.Consumer(
+            registry=zookeeper.url,
+            tenant=tenant,
+            app="test",
+            snapshot_dir=tmp_path,
+            tls=consumer_cert.config(),
+        )
+        async with consumer:
+            stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=2)
+            with pytest.raises(csf.NoProviderError):
+                await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
+    assert f"leaving out {server.address}: it speaks plaintext" in caplog.text
+
+
+def test_unreadable_or_non_pem_files_are_named(tmp_path: Path) -> None:
+    issued = Authority(tmp_path, "ca").issue("x", server=False)
+    with pytest.raises(csf.ConfigError, match=r"tls\.cert: cannot read '.*missing\.pem'"):
+        csf.TLSConfig(ca=issued.ca, cert=tmp_path / "missing.pem", key=issued.key)
+    (tmp_path / "junk").write_text("not a certificate")
+    with pytest.raises(csf.ConfigError, match=r"tls\.key: .*junk' is not a PEM file"):
+        csf.TLSConfig(ca=issued.ca, cert=issued.cert, key=tmp_path / "junk")
