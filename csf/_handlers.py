@@ -31,12 +31,45 @@ def _behavior_field(handler: Handler) -> str:
     return f"{prefix}_{suffix}"
 
 
+class _Undecodable:
+    """Stands for a request that did not parse; the wrapper answers INVALID_ARGUMENT."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer whose failure reaches the wrapper (gRPC itself answers UNKNOWN)."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return _Undecodable(exc)
+
+    return deserialize
+
+
+async def _refuse_undecodable(request: Any, context: Context) -> None:
+    if isinstance(request, _Undecodable):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"request is not a valid message: {type(request.error).__name__}",
+        )
+
+
 def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
-    """`handler` with `guards` run around every call of it, outermost first."""
+    """`handler` with `guards` run around every call of it, outermost first. A single
+    request that does not parse is answered INVALID_ARGUMENT before any guard."""
     field = _behavior_field(handler)
     behavior = getattr(handler, field)
 
     async def unary_response(request: Any, context: Context) -> Any:
+        await _refuse_undecodable(request, context)
         inherit(context.time_remaining())
         async with AsyncExitStack() as stack:
             for guard in guards:
@@ -45,6 +78,7 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
             return await result if inspect.isawaitable(result) else result
 
     async def stream_response(request: Any, context: Context) -> AsyncIterator[Any]:
+        await _refuse_undecodable(request, context)
         inherit(context.time_remaining())
         async with AsyncExitStack() as stack:
             for guard in guards:
@@ -60,4 +94,7 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
                     yield response
 
     wrapped = stream_response if handler.response_streaming else unary_response
-    return handler._replace(**{field: wrapped})  # type: ignore[attr-defined,no-any-return]
+    replaced: dict[str, Any] = {field: wrapped}
+    if not handler.request_streaming:
+        replaced["request_deserializer"] = _tolerant(handler.request_deserializer)
+    return handler._replace(**replaced)  # type: ignore[attr-defined,no-any-return]

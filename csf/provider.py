@@ -261,7 +261,9 @@ class Server:
                 "grpc.max_receive_message_length",
                 check_count("max_message_bytes", max_message_bytes),
             ),
+            # Soft and hard limit alike, so every oversized call is refused, not some.
             ("grpc.max_metadata_size", check_count("max_metadata_bytes", max_metadata_bytes)),
+            ("grpc.absolute_max_metadata_size", max_metadata_bytes),
         )
         self._options = (*SERVER_OPTIONS, *limits)
         self._subscribers: dict[str, Subscribers] = {}
