@@ -123,7 +123,11 @@ async def run_load(call: Call, payload: int, concurrency: int, seconds: float) -
 
     start = time.monotonic()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
-    elapsed = time.monotonic() - start
+    return run_figures(latencies, errors, time.monotonic() - start)
+
+
+def run_figures(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
+    """Calls, errors, calls/s and p50/p99 in microseconds of one run."""
     latencies.sort()
     count = len(latencies)
     return {

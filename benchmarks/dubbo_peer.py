@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import dubbo
+from bench_overhead import run_figures
 from dubbo.configs import ReferenceConfig, ServiceConfig
 from dubbo.proxy.handlers import RpcMethodHandler, RpcServiceHandler
 
@@ -87,16 +88,9 @@ def load(address: str, concurrency: int, payload: int, seconds: float) -> dict[s
     for thread in threads:
         thread.join()
     elapsed, cpu = time.monotonic() - start, time.process_time() - cpu_before
-    latencies.sort()
-    count = len(latencies)
-    return {
-        "calls": count,
-        "errors": errors,
-        "calls_per_s": count / elapsed,
-        "p50_us": latencies[count // 2] * 1e6 if count else None,
-        "p99_us": latencies[min(count - 1, int(count * 0.99))] * 1e6 if count else None,
-        "client_cpu_us": cpu / max(1, count) * 1e6,
-    }
+    figures = run_figures(latencies, errors, elapsed)
+    figures["client_cpu_us"] = cpu / max(1, figures["calls"]) * 1e6
+    return figures
 
 
 def main() -> None:
