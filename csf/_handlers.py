@@ -11,7 +11,7 @@ CSF calls (csf.resilience.deadline).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,23 @@ def _behavior_field(handler: Handler) -> str:
     prefix = "stream" if handler.request_streaming else "unary"
     suffix = "stream" if handler.response_streaming else "unary"
     return f"{prefix}_{suffix}"
+
+
+class OnEntry:
+    """The guard context of a check made before the handler and nothing after it:
+    `check(context)` refuses the call by aborting it."""
+
+    __slots__ = ("_check", "_context")
+
+    def __init__(self, check: Callable[[Context], Awaitable[None]], context: Context) -> None:
+        self._check = check
+        self._context = context
+
+    async def __aenter__(self) -> None:
+        await self._check(self._context)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
 
 
 class _Undecodable:
@@ -54,12 +71,11 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
-async def _refuse_undecodable(request: Any, context: Context) -> None:
-    if isinstance(request, _Undecodable):
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"request is not a valid message: {type(request.error).__name__}",
-        )
+async def _refuse(request: _Undecodable, context: Context) -> None:
+    await context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"request is not a valid message: {type(request.error).__name__}",
+    )
 
 
 def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
@@ -69,7 +85,8 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
     behavior = getattr(handler, field)
 
     async def unary_response(request: Any, context: Context) -> Any:
-        await _refuse_undecodable(request, context)
+        if isinstance(request, _Undecodable):  # checked inline: this runs on every call
+            await _refuse(request, context)
         inherit(context.time_remaining())
         async with AsyncExitStack() as stack:
             for guard in guards:
@@ -78,7 +95,8 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
             return await result if inspect.isawaitable(result) else result
 
     async def stream_response(request: Any, context: Context) -> AsyncIterator[Any]:
-        await _refuse_undecodable(request, context)
+        if isinstance(request, _Undecodable):  # checked inline: this runs on every call
+            await _refuse(request, context)
         inherit(context.time_remaining())
         async with AsyncExitStack() as stack:
             for guard in guards:

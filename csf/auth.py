@@ -19,12 +19,12 @@ import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import grpc
 
 from csf._exceptions import ConfigError
+from csf._handlers import OnEntry
 from csf.config import check_name
 
 APP_KEY = "csf-app"
@@ -119,44 +119,26 @@ class AuthGuard:
         self._service = service
         self._subscribers = subscribers
 
-    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Check:
-        return _Check(self, context)
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> OnEntry:
+        return OnEntry(self._check, context)
 
-
-class _Check:
-    __slots__ = ("_context", "_guard")
-
-    def __init__(self, guard: AuthGuard, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self._guard = guard
-        self._context = context
-
-    async def __aenter__(self) -> None:
-        guard, context = self._guard, self._context
+    async def _check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         app = token = None
         for key, value in context.invocation_metadata() or ():
             if key == APP_KEY and isinstance(value, str):
                 app = value
             elif key == TOKEN_KEY and isinstance(value, str):
                 token = value
-        if not guard._auth.verify(guard._tenant, guard._service, app, token):
+        if not self._auth.verify(self._tenant, self._service, app, token):
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "missing, unknown or invalid caller credentials"
             )
-        subscribers = guard._subscribers
-        if subscribers is None:
+        if self._subscribers is None:
             return
-        if subscribers.apps is None:
+        if self._subscribers.apps is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "subscriptions not loaded yet")
-        elif app not in subscribers.apps:
+        elif app not in self._subscribers.apps:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"app {app!r} is not subscribed to {guard._service}",
+                f"app {app!r} is not subscribed to {self._service}",
             )
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None

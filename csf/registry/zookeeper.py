@@ -289,6 +289,18 @@ class _Watch(ABC):
     @abstractmethod
     async def _read_and_deliver(self) -> None: ...
 
+    async def _read_watched(self, path: str, request: Callable[[str, Any], Any]) -> Any:
+        """`request(path, watcher)`'s result, or None while the node does not exist: an
+        exists-watch then fires when it is created (read again if it already was)."""
+        call = self._registry.call
+        while True:
+            try:
+                return await call(request(path, self._watcher))
+            except NoNodeError:
+                exists = self._registry.client.exists_async(path, self._watcher)
+                if await call(exists) is None:
+                    return None
+
 
 class _RuleWatch(_Watch):
     """Delivers the bytes of one rule node, or None while it does not exist."""
@@ -299,16 +311,8 @@ class _RuleWatch(_Watch):
         super().__init__(registry, path)
 
     async def _read_and_deliver(self) -> None:
-        call, client = self._registry.call, self._registry.client
-        try:
-            data, _ = await call(client.get_async(self._path, self._watcher))
-        except NoNodeError:
-            # Not there: the exists-watch fires when it is created.
-            if await call(client.exists_async(self._path, self._watcher)) is not None:
-                self._dirty.set()
-                return
-            data = None
-        self._listener(None if data is None else bytes(data))
+        found = await self._read_watched(self._path, self._registry.client.get_async)
+        self._listener(None if found is None else bytes(found[0]))
 
 
 class _ChildrenWatch(_Watch):
@@ -325,15 +329,9 @@ class _ChildrenWatch(_Watch):
         super().__init__(registry, path)
 
     async def _read_and_deliver(self) -> None:
-        call, client = self._registry.call, self._registry.client
-        try:
-            names = await call(client.get_children_async(self._path, self._watcher))
-        except NoNodeError:
-            if await call(client.exists_async(self._path, self._watcher)) is not None:
-                self._dirty.set()
-                return
-            names = []
-        self._listener(frozenset(names))
+        client = self._registry.client
+        names = await self._read_watched(self._path, client.get_children_async)
+        self._listener(frozenset(names or ()))
 
 
 class _ProviderWatch(_Watch):
@@ -440,16 +438,11 @@ class _ProviderWatch(_Watch):
 
     async def _list_groups(self) -> list[str] | None:
         """The cluster's groups; None while the cluster node does not exist."""
-        call, client, watcher = self._registry.call, self._registry.client, self._watcher
-        try:
-            groups: list[str] = await call(client.get_children_async(self._root, watcher))
-        except NoNodeError:
-            # Not created yet: the exists-watch fires when it is.
-            if await call(client.exists_async(self._root, watcher)) is not None:
-                self._stale.add(self._root)
-                self._dirty.set()
+        groups: list[str] | None = await self._read_watched(
+            self._root, self._registry.client.get_children_async
+        )
+        if groups is None:
             self._groups.clear()
-            return None
         return groups
 
     async def _children(self, path: str) -> list[str] | None:

@@ -10,13 +10,13 @@ consumer, RESOURCE_EXHAUSTED from the provider.
 from __future__ import annotations
 
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from aiolimiter import AsyncLimiter
 
 from csf._exceptions import RateLimitedError
+from csf._handlers import OnEntry
 from csf._invocation import Invocation, Invoker
 from csf.resilience._limits import acquire_within, admit_or_abort
 from csf.rule_set import ServiceRules
@@ -73,31 +73,15 @@ class RateLimitGuard:
     def _reload(self) -> None:
         self._limiter, self._max_wait = _bucket(self._rules, self._name, "provider")
 
-    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Token:
-        return _Token(self, context)
+    def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> OnEntry:
+        return OnEntry(self._admit, context)
 
-
-class _Token:
-    __slots__ = ("_context", "_guard")
-
-    def __init__(self, guard: RateLimitGuard, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self._guard = guard
-        self._context = context
-
-    async def __aenter__(self) -> None:
-        limiter = self._guard._limiter
+    async def _admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        limiter = self._limiter
         if limiter is None:
             return
         if limiter.has_capacity():
             await limiter.acquire()
             return
-        refusal = f"{self._guard._method}: over the rate limit"
-        await admit_or_abort(self._context, limiter.acquire(), self._guard._max_wait, refusal)
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        pass
+        refusal = f"{self._method}: over the rate limit"
+        await admit_or_abort(context, limiter.acquire(), self._max_wait, refusal)
