@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = {v: list(verdicts.values()).count(v) for v in ("killed", "survived", "stale", "error")}
     print("mutants: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"counts": counts, "verdicts": verdicts}, indent=2) + "\n")
+    if not args.names:  # a partial run would overwrite the record of the whole suite
+        RESULTS.write_text(json.dumps({"counts": counts, "verdicts": verdicts}, indent=2) + "\n")
     status = 0 if counts["killed"] == len(chosen) else 1
     if args.mutmut:
         from mutmut_score import main as mutmut_main

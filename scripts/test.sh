@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint, type-check and test CSF. Runs the slow tests too with --slow or when CI is set.
+# Lint, type-check and test CSF. --slow adds the slow tests, --mutants the behaviour-mutation
+# suite; CI runs both.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
 ensure_venv
@@ -12,12 +13,24 @@ echo "==> mypy --strict"
 "$VENV/bin/mypy" --strict csf demo/providers.py demo/__main__.py
 
 # One pytest run, so its closing line counts every test: the slow ones too when asked.
+# CI (or --mutants) first runs the behaviour-mutation suite: each README promise broken
+# on purpose must fail a test. It runs before pytest so that pytest's line comes last.
 marks=(-m "not slow")
-[ -z "${CI:-}" ] || marks=()
+mutants=""
+[ -z "${CI:-}" ] || { marks=(); mutants=1; }
 pytest_args=()
 for arg in "$@"; do
-  if [ "$arg" = "--slow" ]; then marks=(); else pytest_args+=("$arg"); fi
+  case "$arg" in
+    --slow) marks=() ;;
+    --mutants) mutants=1 ;;
+    *) pytest_args+=("$arg") ;;
+  esac
 done
+
+if [ -n "$mutants" ]; then
+  echo "==> behaviour mutants (scripts/mutants.py)"
+  "$PY" scripts/mutants.py
+fi
 
 echo "==> pytest ${marks[*]:-(all, slow included)}"
 "$PY" -m pytest "${marks[@]}" "${pytest_args[@]}"
