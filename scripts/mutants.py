@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy and logs")
     parser.add_argument("--mutmut", action="store_true", help="also run mutmut and its score")
+    parser.add_argument("--catalogue", type=Path, default=CATALOGUE, help="another catalogue")
     args = parser.parse_args(argv)
     try:
-        mutants = load()
+        mutants = load(args.catalogue)
     except CatalogueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -182,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = {v: list(verdicts.values()).count(v) for v in ("killed", "survived", "stale", "error")}
     print("mutants: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    if not args.names:  # a partial run would overwrite the record of the whole suite
+    if (
+        not args.names and args.catalogue == CATALOGUE
+    ):  # a partial run would overwrite the record of the whole suite
         RESULTS.write_text(json.dumps({"counts": counts, "verdicts": verdicts}, indent=2) + "\n")
     status = 0 if counts["killed"] == len(chosen) else 1
     if args.mutmut:
