@@ -1,5 +1,7 @@
 import dataclasses
+import importlib
 import importlib.util
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -53,6 +55,41 @@ def test_an_exporter_gets_a_private_provider() -> None:
     telemetry = csf.Observability(exporter="console", sampler_ratio=0.5).resolve("t")
     assert telemetry.tracer is not None
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "not global"
-    if importlib.util.find_spec("opentelemetry.exporter.otlp") is None:
-        with pytest.raises(csf.ConfigError, match="opentelemetry-exporter-otlp"):
-            csf.Observability(exporter="otlp").resolve("t")
+
+
+OTLP_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+
+
+def _otlp_installed() -> bool:
+    try:
+        return importlib.util.find_spec(OTLP_MODULE) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+OTLP_INSTALLED = _otlp_installed()
+
+
+@pytest.mark.skipif(OTLP_INSTALLED, reason="opentelemetry-exporter-otlp is installed")
+def test_the_otlp_exporter_without_its_package_is_a_config_error_naming_the_package() -> None:
+    with pytest.raises(csf.ConfigError, match="needs the package opentelemetry-exporter-otlp"):
+        csf.Observability(exporter="otlp").resolve("t")
+
+
+@pytest.mark.skipif(not OTLP_INSTALLED, reason="opentelemetry-exporter-otlp is not installed")
+def test_the_otlp_exporter_gets_a_private_provider_exporting_over_otlp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    otlp = importlib.import_module(OTLP_MODULE)
+    made: list[object] = []
+
+    class RecordedExporter(otlp.OTLPSpanExporter):  # type: ignore[misc, name-defined]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(otlp, "OTLPSpanExporter", RecordedExporter)
+    telemetry = csf.Observability(exporter="otlp").resolve("t")
+    assert telemetry.tracer is not None
+    assert len(made) == 1, "one OTLP span exporter behind the private provider"
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider), "not global"

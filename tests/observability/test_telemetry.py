@@ -275,3 +275,39 @@ async def test_the_prometheus_endpoint_serves_csf_metrics(
         text = await asyncio.to_thread(scrape)
     assert "csf_client_calls" in text and "csf_server_calls" in text
     assert 'rpc_method="SayHello"' in text
+
+
+async def test_the_retries_metric_counts_every_retry_made(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
+) -> None:
+    failed = 0
+
+    async def unavailable(self: Greeter, request: Any, context: Any) -> Any:
+        nonlocal failed
+        failed += 1
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "always down")
+
+    async def healthy(self: Greeter, request: Any, context: Any) -> Any:
+        return greeter_pb2.HelloReply(message="hi")
+
+    failing = csf.Server(registry=zookeeper.url, tenant=tenant, deregister_wait=0,
+                         handle_signals=False)  # fmt: skip
+    failing.add(provider_class("XIESR", unavailable)(lambda: ""))
+    working = csf.Server(registry=zookeeper.url, tenant=tenant, deregister_wait=0,
+                         handle_signals=False)  # fmt: skip
+    working.add(provider_class("XIESR", healthy)(lambda: ""))
+    consumer = consumer_for(zookeeper.url, tenant, tmp_path, "web", telemetry.config)
+    async with failing, working, consumer:
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", lb="round_robin",
+                             retries=2, timeout=5,
+                             methods={"SayHello": csf.MethodConfig(idempotent=True)})  # fmt: skip
+        directory = consumer.directory("XIESR")
+        await wait_until(lambda: len(directory.endpoints) == 2, 10, "both providers in the view")
+        for _ in range(20):
+            assert (await stub.SayHello(Request(name="x"))).message == "hi"
+    # Every call succeeded, so each failed attempt was followed by exactly one retry.
+    assert failed > 0
+    assert sum(p.value for p in telemetry.points("csf.client.retries")) == failed
+    by_code = {p.attributes["rpc.grpc.status_code"]: p.value
+               for p in telemetry.points("csf.client.calls")}  # fmt: skip
+    assert by_code == {0: 20}

@@ -117,3 +117,36 @@ def test_unreadable_or_non_pem_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "junk").write_text("not a certificate")
     with pytest.raises(csf.ConfigError, match=r"tls\.key: .*junk' is not a PEM file"):
         csf.TLSConfig(ca=issued.ca, cert=issued.cert, key=tmp_path / "junk")
+
+
+async def test_a_provider_not_requiring_client_certificates_serves_tls_clients_without_one(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
+) -> None:
+    authority = Authority(tmp_path / "ca", "csf-test-ca")
+    provider_cert = authority.issue("provider", server=True)
+    ca = authority.path.read_bytes()
+    CountingGreeter.handled = 0
+    relaxed = greeter_server(
+        zookeeper.url, tenant, CountingGreeter, tls=provider_cert.config(require_client_cert=False)
+    )
+    strict = greeter_server(zookeeper.url, tenant, CountingGreeter, tls=provider_cert.config())
+    async with relaxed, strict:
+
+        def without_certificate(address: str) -> grpc.aio.Channel:
+            return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(ca))
+
+        codes = {
+            "relaxed, TLS without a certificate": await raw_call(
+                without_certificate(relaxed.address)
+            ),
+            "relaxed, plaintext": await raw_call(grpc.aio.insecure_channel(relaxed.address)),
+            "default, TLS without a certificate": await raw_call(
+                without_certificate(strict.address)
+            ),
+        }
+    assert codes == {
+        "relaxed, TLS without a certificate": grpc.StatusCode.OK,
+        "relaxed, plaintext": grpc.StatusCode.UNAVAILABLE,
+        "default, TLS without a certificate": grpc.StatusCode.UNAVAILABLE,
+    }
+    assert CountingGreeter.handled == 1

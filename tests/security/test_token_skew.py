@@ -1,0 +1,64 @@
+"""Caller tokens are accepted for 5 minutes either way of the provider's clock, not more:
+tokens signed as the consumer signs them, with chosen issue times, on a real provider."""
+
+import time
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+import csf
+import csf.auth
+from csf.auth import APP_KEY, TOKEN_KEY, sign
+from csf.testing.zookeeper import LocalZooKeeper
+from demo import greeter_pb2, greeter_pb2_grpc
+from tests.conftest import greeter_server
+from tests.security.test_tls import CountingGreeter
+
+SECRET = "order-web-secret-0123456789"
+# The provider's clock while the test runs: the wall clock frozen inside csf.auth only,
+# so a token's age is exactly what the test chose, however slow the machine is.
+NOW = 1_800_000_000
+
+
+async def call_with_token(address: str, tenant: str, issued: int) -> grpc.StatusCode:
+    token = sign(SECRET, "order-web", tenant, "XIESR", issued)
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            await greeter_pb2_grpc.GreeterStub(channel).SayHello(
+                greeter_pb2.HelloRequest(name="x"),
+                metadata=((APP_KEY, "order-web"), (TOKEN_KEY, token)),
+                timeout=5,
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_a_token_is_accepted_up_to_five_minutes_either_way_and_refused_past_that(
+    zookeeper: LocalZooKeeper, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimpleNamespace(time=lambda: float(NOW), monotonic=time.monotonic)
+    monkeypatch.setattr(csf.auth, "time", clock)
+    auth = csf.CallerAuth(secrets={"order-web": SECRET}, require_subscription=False)
+    CountingGreeter.handled = 0
+    answers: dict[str, tuple[grpc.StatusCode, int]] = {}
+    async with greeter_server(zookeeper.url, tenant, CountingGreeter, auth=auth) as server:
+        for name, offset in [
+            ("issued now", 0),
+            ("issued 299 s ago", -299),
+            ("issued 299 s ahead", 299),
+            ("issued 301 s ago", -301),
+            ("issued 301 s ahead", 301),
+        ]:
+            before = CountingGreeter.handled
+            code = await call_with_token(server.address, tenant, NOW + offset)
+            answers[name] = (code, CountingGreeter.handled - before)
+    OK, REFUSED = grpc.StatusCode.OK, grpc.StatusCode.UNAUTHENTICATED
+    assert answers == {
+        "issued now": (OK, 1),
+        "issued 299 s ago": (OK, 1),
+        "issued 299 s ahead": (OK, 1),
+        "issued 301 s ago": (REFUSED, 0),
+        "issued 301 s ahead": (REFUSED, 0),
+    }
