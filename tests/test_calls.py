@@ -88,12 +88,10 @@ async def test_every_call_has_a_deadline(
             timeout=5.0,
             methods={"SayHello": csf.MethodConfig(timeout=0.3)},
         )
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        # The method's 0.3 s, not the stub's 5 s: a 3 s handler would answer within 5 s.
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.SayHello(Request(name="slow", delay_ms=3_000))
         assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        assert loop.time() - start < 2.0
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.SayHello(Request(name="slow", delay_ms=3_000), timeout=0.2)
         assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -107,9 +105,10 @@ async def test_no_provider_is_an_unavailable_rpc_error(
         with pytest.raises(csf.NoProviderError) as caught:
             await stub.SayHello(Request(name="x"))
         assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
-        with pytest.raises(grpc.RpcError):
+        with pytest.raises(csf.NoProviderError) as caught:
             async for _ in stub.StreamHellos(Request(name="x")):
                 pass
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
 async def test_the_first_call_waits_for_the_first_listing(

@@ -16,19 +16,20 @@ from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 from tests.conftest import ROOT, consumer_for, greeter_server, push_rule, serving, wait_until
-from tests.load import paced
 
 Request = greeter_pb2.HelloRequest
 
 
 class Counting(Greeter):
-    """Counts its handlers running at once."""
+    """Counts its handlers: all it ran, and how many ran at once."""
 
     running = 0
     peak = 0
+    handled = 0
     delay = 0.2
 
     async def SayHello(self, request: Any, context: Any) -> Any:
+        type(self).handled += 1
         type(self).running += 1
         type(self).peak = max(type(self).peak, type(self).running)
         try:
@@ -39,14 +40,14 @@ class Counting(Greeter):
 
 
 def counting(**spec: Any) -> type[Counting]:
-    cls = type("CountingGreeter", (Counting,), {"running": 0, "peak": 0})
+    cls = type("CountingGreeter", (Counting,), {"running": 0, "peak": 0, "handled": 0})
     return csf.provider(service="XIESR", warmup=0, **spec)(cls)
 
 
 async def test_a_deadline_passes_down_a_chain_and_cancels_the_last_hop(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
-    cancelled = asyncio.Event()
+    cancelled, finished = asyncio.Event(), asyncio.Event()
     consumer = consumer_for(zookeeper.url, tenant, tmp_path)
 
     def hop(service: str, next_service: str | None) -> type[Greeter]:
@@ -57,6 +58,7 @@ async def test_a_deadline_passes_down_a_chain_and_cancels_the_last_hop(
                 except asyncio.CancelledError:
                     cancelled.set()
                     raise
+                finished.set()
                 return greeter_pb2.HelloReply(message="too late")
             stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service=next_service, timeout=5)
             return await stub.SayHello(request)
@@ -68,14 +70,13 @@ async def test_a_deadline_passes_down_a_chain_and_cancels_the_last_hop(
                for s, n in (("HOPA", "HOPB"), ("HOPB", "HOPC"), ("HOPC", None))]  # fmt: skip
     async with consumer, servers[0], servers[1], servers[2]:
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPA", timeout=5)
-        start = time.monotonic()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stub.SayHello(Request(name="x"), timeout=0.3)
-        took = time.monotonic() - start
         assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        assert 0.28 <= took < 0.5, took
-        await wait_until(cancelled.is_set, 1.0, "C's handler cancelled")
-        assert time.monotonic() - start < 0.8, "C stopped when A's deadline passed, not after 1 s"
+        await wait_until(
+            lambda: cancelled.is_set() or finished.is_set(), 5, "C's handler to end one way"
+        )
+        assert cancelled.is_set() and not finished.is_set(), "C stopped before its 1 s was up"
 
 
 async def test_executes_bounds_the_handlers_running_at_once(
@@ -97,9 +98,22 @@ async def test_executes_bounds_the_handlers_running_at_once(
         assert servicer.running == 0
 
 
-async def test_token_buckets_admit_their_rate_on_both_sides(
+async def burst_of(stub: Any, calls: int) -> tuple[int, list[grpc.aio.AioRpcError]]:
+    """`calls` calls at once: how many were answered, and the errors of the others."""
+    outcomes = await asyncio.gather(
+        *(stub.SayHello(Request(name=str(i))) for i in range(calls)), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    answered = sum(isinstance(o, greeter_pb2.HelloReply) for o in outcomes)
+    assert answered + len(errors) == calls, outcomes
+    return answered, errors
+
+
+async def test_token_buckets_admit_their_burst_on_both_sides_and_refuse_the_rest(
     zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path, figures: list[str]
 ) -> None:
+    # One token every 1,000 s: 20 calls at once find exactly `burst` tokens, however fast
+    # or slow this machine is.
     servicer = counting()
     servicer.delay = 0.0
     async with (
@@ -108,23 +122,27 @@ async def test_token_buckets_admit_their_rate_on_both_sides(
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
         rules = consumer.rules("XIESR")
-        await asyncio.to_thread(push_rule, kazoo, tenant, "ratelimit", {"schema": 1, "rate": 100})
+        rule: dict[str, object] = {"schema": 1, "rate": 0.001, "burst": 5}
+        await asyncio.to_thread(push_rule, kazoo, tenant, "ratelimit", rule)
         await wait_until(lambda: rules.current["ratelimit"] is not None, 10, "the consumer rule")
-        seconds = 3.0
-        load = await paced(lambda: stub.SayHello(Request(name="x")), 300, seconds)
-        figures.append(f"consumer bucket 100/s under 300/s: {load.ok / seconds:.1f}/s admitted")
-        assert 95 <= load.ok / seconds <= 105, load.summary()
-        assert set(load.failures) == {"RESOURCE_EXHAUSTED"}
+        answered, refused = await burst_of(stub, 20)
+        figures.append(f"consumer bucket of 5: {answered} of 20 calls at once admitted")
+        assert (answered, len(refused), servicer.handled) == (5, 15, 5), refused
+        assert all(isinstance(error, csf.RateLimitedError) for error in refused), refused
+        assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
 
-        rule = {"schema": 1, "side": "provider", "rate": 50}
+        rule = {"schema": 1, "side": "provider", "rate": 0.001, "burst": 3}
         await asyncio.to_thread(push_rule, kazoo, tenant, "ratelimit", rule)
         for side in (rules, server.rules("XIESR")):
             await wait_until(
                 lambda s=side: getattr(s.current["ratelimit"], "side", "") == "provider", 10
             )
-        load = await paced(lambda: stub.SayHello(Request(name="x")), 150, 2.0)
-        figures.append(f"provider bucket 50/s under 150/s: {load.ok / 2.0:.1f}/s admitted")
-        assert 45 <= load.ok / 2.0 <= 55, load.summary()
+        answered, refused = await burst_of(stub, 20)
+        figures.append(f"provider bucket of 3: {answered} of 20 calls at once admitted")
+        assert (answered, len(refused), servicer.handled) == (3, 17, 5 + 3), refused
+        # Refused by the provider (RESOURCE_EXHAUSTED on the wire), not by the consumer.
+        assert not any(isinstance(error, csf.InvocationError) for error in refused), refused
+        assert {error.code() for error in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 async def test_every_permit_comes_back_after_10000_cancelled_calls(
@@ -151,10 +169,8 @@ async def test_every_permit_comes_back_after_10000_cancelled_calls(
             await asyncio.gather(*calls, return_exceptions=True)
             await wait_until(lambda: servicer.running == 0, 5, "the provider's handlers released")
         servicer.delay, servicer.peak = 0.3, 0
-        start = time.monotonic()
         replies = await asyncio.gather(*(stub.SayHello(Request(name="y")) for _ in range(5)))
-        assert len(replies) == 5 and servicer.peak == 5, "five permits on each side again"
-        assert time.monotonic() - start < 0.6, "the five ran at once"
+        assert len(replies) == 5 and servicer.peak == 5, "five permits on each side, at once"
 
 
 async def test_a_forced_open_breaker_reaches_two_consumer_processes(
@@ -192,7 +208,6 @@ async def test_a_forced_open_breaker_reaches_two_consumer_processes(
             assert [await next_line(w) for w in watchers] == ["fallback", "fallback"]
             took = time.monotonic() - pushed
             figures.append(f"forced-open breaker reached 2 consumer processes in {took:.3f}s")
-            assert took < 1.0
             path = f"/busidomain/csf/{tenant}/XIESR/configs/breaker"
             await asyncio.to_thread(kazoo.delete, path)
             assert [await next_line(w) for w in watchers] == ["provider", "provider"]
@@ -228,14 +243,14 @@ async def test_invalid_rules_are_refused_and_the_last_good_one_stays(
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         rules = consumer.rules("XIESR")
-        good = {"schema": 1, "rate": 1, "burst": 1}
+        # Three tokens and one more every 100 s: exactly 3 of 20 calls at once get through,
+        # a count that none of the refused documents, were it applied, would give.
+        good = {"schema": 1, "rate": 0.01, "burst": 3}
         await asyncio.to_thread(push_rule, kazoo, tenant, "ratelimit", good)
         await wait_until(lambda: rules.current["ratelimit"] is not None, 10)
         await asyncio.to_thread(push_rule, kazoo, tenant, "ratelimit", bad)
         await wait_until(lambda: rules.rejected == 1, 10, "the rejection")
         assert "rejected ratelimit rule: ratelimit" in caplog.text
-        outcomes = await asyncio.gather(
-            *(stub.SayHello(Request(name="x")) for _ in range(20)), return_exceptions=True
-        )
-        limited = [o for o in outcomes if isinstance(o, csf.RateLimitedError)]
-        assert len(limited) >= 18, "the good rule (1 call a second) still holds"
+        answered, refused = await burst_of(stub, 20)
+        assert (answered, len(refused)) == (3, 17), "the good rule (a burst of 3) still holds"
+        assert all(isinstance(error, csf.RateLimitedError) for error in refused), refused

@@ -66,7 +66,7 @@ async def test_zookeeper_stopped_while_calling_then_restarted(
 
         await own_zookeeper.astart()
         took = await wait_until(
-            lambda: _registered(own_zookeeper.hosts, group, addresses), 5, "re-registration"
+            lambda: _registered(own_zookeeper.hosts, group, addresses), 20, "re-registration"
         )
         await wait_until(lambda: set(directory.endpoints) == addresses, 10, "view converged")
         figures.append(

@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -14,10 +15,12 @@ from csf import Invocation, compose
 from csf._chain import MethodContext
 from csf.config import MethodSettings
 from csf.observability import OFF
+from csf.resilience import retry as retry_module
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.fallback import FallbackFilter
 from csf.resilience.retry import RetryFilter
 from csf.rules import BreakerRule, DegradeRule, RetryRule
+from tests.resilience.clock import FakeClock
 
 
 class FakeRules:
@@ -59,27 +62,41 @@ def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
 
 
 class Terminal:
-    """Answers each attempt from a script: a status code raises, anything else returns."""
+    """Answers each attempt from a script: a status code raises, anything else returns.
 
-    def __init__(self, *script: Any, hang: float = 0.0) -> None:
+    "hang" is a frozen provider: only the attempt's deadline ends it, and `clock` (the
+    retry filter's, see the `clock` fixture) jumps to that deadline at once.
+    """
+
+    def __init__(self, *script: Any, clock: FakeClock | None = None) -> None:
         self.script = list(script)
-        self.hang = hang
+        self.clock = clock
         self.attempts: list[int] = []
+        self.attempt_deadlines: list[float | None] = []
 
     async def __call__(self, inv: Invocation) -> Any:
         self.attempts.append(inv.attempt)
+        self.attempt_deadlines.append(inv.attempt_deadline)
         outcome = self.script.pop(0) if self.script else "ok"
-        if outcome == "hang":  # a frozen provider: only the attempt's deadline ends it
-            deadline = inv.attempt_deadline or inv.deadline
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        if outcome == "hang":
+            assert self.clock is not None, "a hanging attempt needs the fake clock"
+            self.clock.now = max(self.clock.now, inv.attempt_deadline or inv.deadline)
             raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)
         if isinstance(outcome, grpc.StatusCode):
             raise rpc_error(outcome)
         return outcome
 
 
-def invocation(seconds: float = 1.0) -> Invocation:
-    return Invocation("S", "/p.S/M", "request", None, time.monotonic() + seconds)
+def invocation(seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> Invocation:
+    return Invocation("S", "/p.S/M", "request", None, clock() + seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The retry filter's clock, which only frozen attempts move (back-off takes no time)."""
+    clock = FakeClock(1024.0)  # with deadlines in eighths of a second, every sum is exact
+    monkeypatch.setattr(retry_module, "time", SimpleNamespace(monotonic=clock))
+    return clock
 
 
 async def test_failover_retries_unavailable_until_success() -> None:
@@ -113,21 +130,24 @@ async def test_csf_refusals_are_not_retried() -> None:
         await compose([RetryFilter(context())], refuse)(invocation())
 
 
-async def test_a_frozen_provider_takes_only_its_share_of_the_deadline() -> None:
-    terminal = Terminal("hang", "ok")
-    start = time.monotonic()
-    assert await compose([RetryFilter(context())], terminal)(invocation(0.6)) == "ok"
-    took = time.monotonic() - start
-    assert 0.15 < took < 0.45, "the first of three attempts gets a third of 0.6 s"
+async def test_a_frozen_provider_takes_only_its_share_of_the_deadline(clock: FakeClock) -> None:
+    terminal = Terminal("hang", "ok", clock=clock)
+    inv = invocation(0.75, clock)
+    assert await compose([RetryFilter(context())], terminal)(inv) == "ok"
+    assert terminal.attempts == [0, 1]
+    # The first of three attempts gets a third of 0.75 s, the second half of what is left.
+    assert terminal.attempt_deadlines == [1024.25, 1024.5]
 
 
-async def test_retries_never_go_past_the_deadline() -> None:
-    terminal = Terminal("hang", "hang", "hang", "hang")
-    start = time.monotonic()
+async def test_retries_never_go_past_the_deadline(clock: FakeClock) -> None:
+    terminal = Terminal("hang", "hang", "hang", "hang", clock=clock)
+    inv = invocation(0.5, clock)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await compose([RetryFilter(context(retries=3))], terminal)(invocation(0.4))
+        await compose([RetryFilter(context(retries=3))], terminal)(inv)
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - start < 0.5
+    assert terminal.attempts == [0, 1, 2, 3]
+    assert terminal.attempt_deadlines == [1024.125, 1024.25, 1024.375, 1024.5]
+    assert clock.now == inv.deadline, "the last attempt ended at the call's deadline"
 
 
 async def test_the_budget_caps_retries() -> None:
