@@ -211,6 +211,22 @@ def consumer_for(
     )
 
 
+def consumer_with_filter(
+    registry: str, tenant: str, snapshot_dir: Path, *, after: str, filter_: csf.Filter
+) -> csf.Consumer:
+    """A consumer (not started) whose default chain has `filter_` right after `after`."""
+    chain = list(csf.DEFAULT_CONSUMER_CHAIN)
+    chain.insert(chain.index(after) + 1, "under_test")
+    return csf.Consumer(
+        registry=registry,
+        tenant=tenant,
+        app="test",
+        snapshot_dir=snapshot_dir,
+        chain=chain,
+        filters={"under_test": lambda ctx: filter_},
+    )
+
+
 @contextlib.asynccontextmanager
 async def serving(
     registry: str, tenant: str, *servicers: type[Greeter]

@@ -11,7 +11,13 @@ import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, greeter_variant, serving, wait_until
+from tests.conftest import (
+    consumer_for,
+    consumer_with_filter,
+    greeter_variant,
+    serving,
+    wait_until,
+)
 
 Request = greeter_pb2.HelloRequest
 
@@ -57,15 +63,8 @@ async def test_an_ejected_provider_gets_no_attempt_while_it_is_ejected(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
     probe = Probe()
-    chain = list(csf.DEFAULT_CONSUMER_CHAIN)
-    chain.insert(chain.index("load_balance") + 1, "probe")
-    consumer = csf.Consumer(
-        registry=zookeeper.url,
-        tenant=tenant,
-        app="t",
-        snapshot_dir=tmp_path,
-        chain=chain,
-        filters={"probe": lambda ctx: probe},
+    consumer = consumer_with_filter(
+        zookeeper.url, tenant, tmp_path, after="load_balance", filter_=probe
     )
 
     async def unavailable(self: Greeter, request: Any, context: Any) -> Any:

@@ -13,7 +13,14 @@ import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, greeter_variant, push_rule, serving, wait_until
+from tests.conftest import (
+    consumer_for,
+    consumer_with_filter,
+    greeter_variant,
+    push_rule,
+    serving,
+    wait_until,
+)
 
 Request = greeter_pb2.HelloRequest
 
@@ -130,15 +137,8 @@ async def test_csf_s_own_refusals_are_not_retried_but_provider_failures_are(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
     attempts = Attempts()
-    chain = list(csf.DEFAULT_CONSUMER_CHAIN)
-    chain.insert(chain.index("retry") + 1, "attempts")
-    consumer = csf.Consumer(
-        registry=zookeeper.url,
-        tenant=tenant,
-        app="t",
-        snapshot_dir=tmp_path,
-        chain=chain,
-        filters={"attempts": lambda ctx: attempts},
+    consumer = consumer_with_filter(
+        zookeeper.url, tenant, tmp_path, after="retry", filter_=attempts
     )
 
     async def unavailable(self: Greeter, request: Any, context: Any) -> Any:
