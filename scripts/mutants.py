@@ -71,7 +71,7 @@ def load(path: Path = CATALOGUE) -> list[Mutant]:
         unknown = set(entry) - {*strings, "tests"}
         if bad or unknown:
             raise CatalogueError(f"{where}: bad or missing {bad}, unknown {sorted(unknown)}")
-        mutants.append(Mutant(**strings, tests=tuple(tests)))  # type: ignore[arg-type]
+        mutants.append(Mutant(**strings, tests=tuple(tests)))
     names = [m.name for m in mutants]
     if len(set(names)) != len(names):
         raise CatalogueError(f"{path.name}: a mutant name appears twice")

@@ -1,7 +1,15 @@
 import pytest
 
 import csf
-from csf.config import StaticURL, ZooKeeperURL, parse_registry_url
+from csf.config import (
+    STATIC_URL_FORM,
+    ZK_URL_FORM,
+    MethodSettings,
+    StaticURL,
+    StubConfig,
+    ZooKeeperURL,
+    parse_registry_url,
+)
 from demo import greeter_pb2_grpc
 
 
@@ -121,3 +129,144 @@ def test_provider_decorator_validates_and_server_needs_it() -> None:
     server = csf.Server(registry="static://127.0.0.1:1", tenant="T")
     with pytest.raises(csf.ConfigError, match=r"not decorated with @csf\.provider"):
         server.add(greeter_pb2_grpc.GreeterServicer())
+
+
+NAME_RULES = "(letters, digits, '.', '_', '-'; at most 128; not starting with a symbol)"
+
+
+@pytest.mark.parametrize(
+    ("url", "parsed"),
+    [
+        ("zk://h1:2181", ZooKeeperURL((("h1", 2181),), "", 10.0, None)),
+        ("zk://h1:2181/", ZooKeeperURL((("h1", 2181),), "", 10.0, None)),
+        ("zk://h1:2181/csf/", ZooKeeperURL((("h1", 2181),), "/csf", 10.0, None)),
+        ("zk://h1:2181/X", ZooKeeperURL((("h1", 2181),), "/X", 10.0, None)),
+        ("zk://h:65535?digest=a:p:w", ZooKeeperURL((("h", 65535),), "", 10.0, ("a", "p:w"))),
+        ("zk://h1:1?digest=app://x", ZooKeeperURL((("h1", 1),), "", 10.0, ("app", "//x"))),
+    ],
+)  # fmt: skip
+def test_good_zk_urls(url: str, parsed: ZooKeeperURL) -> None:
+    assert parse_registry_url(url) == parsed
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("zk://", "registry: 'zk://' names no ZooKeeper host; form: " + ZK_URL_FORM),
+        ("zk://h1:0", "registry: port 0 is out of range in 'h1:0'"),
+        ("zk://h1:65536", "registry: port 65536 is out of range in 'h1:65536'"),
+        ("zk://b@d:1", "registry: 'b@d:1' is not host:port"),
+        ("static://h1:65536", "registry: port 65536 is out of range in 'h1:65536'"),
+        ("static://h:1?x", "registry: 'static://h:1?x' is not of the form " + STATIC_URL_FORM),
+        ("zk://h1:1?session_timeout=", "registry session_timeout: '' is not a number of seconds"),
+        ("zk://h1:1?digest=", "registry digest: expected user:password"),
+        ("zk://h1:1?digest=:pw", "registry digest: expected user:password"),
+        ("zk://h1:1?digest=app:", "registry digest: expected user:password"),
+    ],
+)  # fmt: skip
+def test_bad_registry_urls_say_exactly_what_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(csf.ConfigError) as caught:
+        parse_registry_url(url)
+    assert str(caught.value) == message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="bug: a query field without '=' escapes as a plain ValueError from parse_qsl",
+)
+def test_a_malformed_query_is_a_config_error() -> None:
+    with pytest.raises(csf.ConfigError, match="registry"):
+        parse_registry_url("zk://h1:2181?session_timeout")
+
+
+def test_a_method_config_takes_good_values() -> None:
+    config = csf.MethodConfig(timeout=0.5, retries=0, idempotent=True, cluster="c2", lb="p2c")
+    assert (config.timeout, config.retries, config.cluster, config.lb) == (0.5, 0, "c2", "p2c")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 0}, "MethodConfig.timeout: must be a positive number of seconds, got 0"),
+        ({"timeout": "1s"}, "MethodConfig.timeout: expected seconds as a number, got '1s'"),
+        ({"retries": -1}, "MethodConfig.retries: expected a whole number >= 0, got -1"),
+        ({"cluster": "a/b"}, f"MethodConfig.cluster: 'a/b' is not a valid name {NAME_RULES}"),
+        ({"lb": "-x"}, f"MethodConfig.lb: '-x' is not a valid name {NAME_RULES}"),
+    ],
+)
+def test_method_config_errors_name_the_field(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(csf.ConfigError) as caught:
+        csf.MethodConfig(**kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+async def _fallback(request: object, error: BaseException) -> str:
+    return "fallback"
+
+
+def test_a_stub_config_takes_good_values_and_resolves_each_method() -> None:
+    config = StubConfig(
+        service="XIESR", cluster="c1", lb="random", timeout=2.0, retries=0,
+        hash_key=lambda request: "k", fallback={"SayHello": _fallback},
+        group="gray", version="2.0.0", tags={"zone": "hz"},
+        methods={"SayHello": csf.MethodConfig(timeout=0.5, retries=3, idempotent=True,
+                                              cluster="c2", lb="p2c_ewma")},
+    )  # fmt: skip
+    assert config.method("SayHello") == MethodSettings(
+        timeout=0.5, retries=3, idempotent=True, cluster="c2", lb="p2c_ewma",
+        group="gray", version="2.0.0", tags={"zone": "hz"},
+    )  # fmt: skip
+    assert config.method("Other") == MethodSettings(
+        timeout=2.0, retries=0, idempotent=False, cluster="c1", lb="random",
+        group="gray", version="2.0.0", tags={"zone": "hz"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"service": "bad name"}, f"service: 'bad name' is not a valid name {NAME_RULES}"),
+        ({"cluster": ""}, f"cluster: '' is not a valid name {NAME_RULES}"),
+        ({"lb": "a/b"}, f"lb: 'a/b' is not a valid name {NAME_RULES}"),
+        ({"group": "a/b"}, f"group: 'a/b' is not a valid name {NAME_RULES}"),
+        ({"version": 2}, "version: expected a string, got 2"),
+        ({"tags": {"zone": 1}}, "tags: expected a mapping of str to str, got {'zone': 1}"),
+        ({"timeout": -1}, "timeout: must be a positive number of seconds, got -1"),
+        ({"retries": True}, "retries: expected a whole number >= 0, got True"),
+        ({"hash_key": "name"}, "hash_key: expected a function of the request, got 'name'"),
+        ({"methods": {"M": 1}}, "methods: expected a mapping of method name to csf.MethodConfig"),
+        ({"fallback": {1: _fallback}}, "fallback: 1 must map a method name to a function"),
+        ({"fallback": {"M": "f"}}, "fallback: 'M' must map a method name to a function"),
+    ],
+)
+def test_stub_config_errors_name_the_field(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(csf.ConfigError) as caught:
+        StubConfig(**{"service": "XIESR", **kwargs})  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_a_stubs_defaults() -> None:
+    assert StubConfig(service="S").method("M") == MethodSettings(
+        timeout=5.0, retries=2, idempotent=False, cluster="defaultCluster", lb="round_robin",
+        group=None, version=None, tags={},
+    )  # fmt: skip
+
+
+class _Fallbacks:
+    async def SayHello(self, request: object, error: BaseException) -> str:
+        return "fallback"
+
+    Chat = "not a function"
+
+
+def test_a_stub_finds_each_methods_fallback_in_a_mapping_or_an_object() -> None:
+    by_name = StubConfig(service="S", fallback={"SayHello": _fallback, "Chat": _fallback})
+    assert by_name.fallback_for("SayHello") is _fallback
+    assert by_name.fallback_for("Other") is None
+    holder = _Fallbacks()
+    by_object = StubConfig(service="S", fallback=holder)
+    assert by_object.fallback_for("SayHello") == holder.SayHello
+    assert by_object.fallback_for("Chat") is None
+    assert by_object.fallback_for("Other") is None
+    assert StubConfig(service="S").fallback_for("SayHello") is None

@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from csf.rules import BreakerRule, RetryRule, RouteRule, RuleError, WeightRule, parse_rule
+from csf import rules
+from csf.rules import (
+    BreakerRule,
+    RateLimitRule,
+    RetryRule,
+    RouteRule,
+    RuleError,
+    WeightRule,
+    parse_rule,
+)
 
 
 def _doc(**body: object) -> bytes:
@@ -87,3 +96,145 @@ def test_flat_rules_apply_method_overrides() -> None:
     assert (rule.for_method("Pay").error_ratio, rule.for_method("Pay").force) == (0.3, "open")
     assert rule.for_method("Other") is rule
     assert parse_rule("retry", _doc()) == RetryRule()
+
+
+KINDS = "breaker, concurrency, degrade, ratelimit, retry, route, timeout, weight"
+
+
+BREAKER_FIELDS = (
+    "error_ratio, force, half_open_probes, methods, min_calls, open_s, schema, slow_call_ms, "
+    "slow_ratio, window_s"
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "message"),
+    [
+        ("weight", _doc(schema=2), "weight: schema must be 1, got 2"),
+        ("weight", _doc(x=1), "weight: unknown field 'x'; allowed: instances, schema"),
+        (
+            "weight",
+            _doc(instances={"h:1": -5}),
+            "weight.instances['h:1']: weight must be a whole number >= 0, got -5",
+        ),
+        ("weight", _doc(instances={"h": 1}), "weight.instances: 'h' is not host:port"),
+        ("route", b"[1]", "route: expected a JSON object"),
+        (
+            "route",
+            _doc(x=1),
+            "route: unknown field 'x'; allowed: group_weights, methods, schema, tags",
+        ),
+        ("route", _doc(methods=[]), "route.methods: expected an object of method name to rule"),
+        (
+            "route",
+            _doc(group_weights=[1]),
+            "route.group_weights: expected an object of name to weight",
+        ),
+        ("route", _doc(methods={"M": 1}), "route.methods['M']: expected an object"),
+        (
+            "route",
+            _doc(methods={"M": {"retries": 2}}),
+            "route.methods['M']: unknown field 'retries'; allowed: group_weights, tags",
+        ),
+        (
+            "route",
+            _doc(methods={"M": {"group_weights": {"a": 0}}}),
+            "route.methods['M'].group_weights: at least one weight must be above 0",
+        ),
+        ("breaker", b"[1]", "breaker: expected a JSON object"),
+        ("breaker", _doc(x=1), f"breaker: unknown field 'x'; allowed: {BREAKER_FIELDS}"),
+        (
+            "breaker",
+            _doc(methods=[]),
+            "breaker.methods: expected an object of method name to fields",
+        ),
+        ("breaker", _doc(methods={"M": 1}), "breaker.methods['M']: expected an object"),
+        (
+            "degrade",
+            _doc(methods={"M": {"rate": 1}}),
+            "degrade.methods['M']: unknown field 'rate'; allowed: all",
+        ),
+        ("breaker", _doc(min_calls=0), "breaker.min_calls: expected a whole number >= 1, got 0"),
+        (
+            "breaker",
+            _doc(force="ajar"),
+            "breaker.force: expected one of None, 'open', 'closed', got 'ajar'",
+        ),
+        (
+            "ratelimit",
+            _doc(rate=1, methods={"M": {"burst": 0.5}}),
+            "ratelimit.burst: expected at least 1, got 0.5",
+        ),
+        ("colour", _doc(), f"rule kind 'colour' is not known; known: {KINDS}"),
+    ],
+)
+def test_refusals_say_exactly_what_is_wrong(kind: str, data: bytes, message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule(kind, data)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("breaker", {"error_ratio": True}),
+        ("breaker", {"error_ratio": "0.5"}),
+        ("breaker", {"min_calls": True}),
+        ("breaker", {"min_calls": 1.5}),
+        ("breaker", {"half_open_probes": 0}),
+        ("ratelimit", {"rate": True}),
+        ("ratelimit", {"rate": 0}),
+        ("ratelimit", {"max_wait_ms": -1}),
+        ("ratelimit", {"max_wait_ms": True}),
+        ("concurrency", {"provider": 0}),
+        ("retry", {"retries": -1}),
+        ("retry", {"cluster": None}),
+    ],
+)
+def test_wrong_types_and_values_are_refused(kind: str, body: dict[str, object]) -> None:
+    with pytest.raises(RuleError, match=f"^{kind}\\.{next(iter(body))}: expected"):
+        parse_rule(kind, _doc(**body))
+
+
+def test_the_edges_of_each_range_are_accepted() -> None:
+    rule = parse_rule(
+        "breaker", _doc(error_ratio=0, slow_ratio=1, min_calls=1, half_open_probes=1, force="open")
+    )
+    assert rule == BreakerRule(
+        error_ratio=0.0, slow_ratio=1.0, min_calls=1, half_open_probes=1, force="open"
+    )
+    assert parse_rule("ratelimit", _doc(rate=10, burst=1, max_wait_ms=0)) == RateLimitRule(
+        rate=10.0, burst=1.0
+    )
+    assert parse_rule("ratelimit", _doc(rate=10)) == RateLimitRule(rate=10.0)
+    assert parse_rule("retry", _doc(retries=0, cluster="forking")) == RetryRule(
+        retries=0, cluster="forking"
+    )
+    assert parse_rule("weight", _doc()) == WeightRule()
+
+
+def test_a_methods_rule_is_the_service_rule_with_its_fields_and_no_methods() -> None:
+    rule = parse_rule("breaker", _doc(error_ratio=0.3, methods={"Pay": {"force": "open"}}))
+    assert rule.for_method("Pay") == BreakerRule(error_ratio=0.3, force="open")
+
+
+def test_route_methods_may_require_tags() -> None:
+    rule = parse_rule("route", _doc(methods={"M": {"tags": {"set": "s1"}}}))
+    assert isinstance(rule, RouteRule)
+    assert rule.for_method("M") == RouteRule(tags={"set": "s1"})
+
+
+def test_the_field_checks_the_kinds_are_built_from() -> None:
+    # The kinds build their checks when csf.rules is imported; these are the same checks,
+    # built here.
+    whole = rules._whole(1)
+    assert whole("k.f", 1) == 1
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(RuleError) as caught:
+            whole("k.f", bad)
+        assert str(caught.value) == f"k.f: expected a whole number >= 1, got {bad!r}"
+    one_of = rules._one_of(None, "a")
+    assert one_of("k.f", "a") == "a" and one_of("k.f", None) is None
+    with pytest.raises(RuleError) as caught:
+        one_of("k.f", "b")
+    assert str(caught.value) == "k.f: expected one of None, 'a', got 'b'"

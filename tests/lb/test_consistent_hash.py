@@ -1,12 +1,15 @@
 from typing import Any
 
+import pytest
+
 from csf.lb.consistent_hash import (
     LOAD_BOUND,
     BoundedConsistentHashPicker,
     ConsistentHashPicker,
+    Ring,
     hash_key,
 )
-from tests.lb.fakes import FakeEndpoint, endpoints, invocation
+from tests.lb.fakes import FakeEndpoint, endpoints, invocation, shares
 
 KEYS = [f"user-{index}" for index in range(10_000)]
 
@@ -53,3 +56,74 @@ def test_bounded_load_keeps_every_node_under_its_bound_for_a_hot_key() -> None:
         assert max(endpoint.active for endpoint in pool) <= bound
     # It spills along the ring only as far as it must: 400 calls at ~63 a node fill 7.
     assert sum(endpoint.active > 0 for endpoint in pool) >= 6
+
+
+ADDRESSES = [f"10.0.1.{index}:50051" for index in range(9)]
+
+
+def test_a_ring_is_reused_while_the_providers_stay_the_same() -> None:
+    assert Ring.of(frozenset(ADDRESSES)) is Ring.of(frozenset(ADDRESSES))
+
+
+def test_a_ring_edited_from_the_last_one_is_the_ring_built_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def afresh(addresses: list[str]) -> Ring:
+        monkeypatch.setattr(Ring, "last", None)
+        return Ring.of(frozenset(addresses))
+
+    eight, nine = afresh(ADDRESSES[:8]), afresh(ADDRESSES)
+    monkeypatch.setattr(Ring, "last", eight)
+    added = Ring.of(frozenset(ADDRESSES))  # one node of nine changed: edited
+    assert (added.points, added.owners) == (nine.points, nine.owners)
+    removed = Ring.of(frozenset(ADDRESSES[:8]))  # edited back
+    assert (removed.points, removed.owners) == (eight.points, eight.owners)
+    assert len(nine.points) == 9 * 160, "160 virtual nodes each"
+
+
+def test_a_walk_meets_every_owner_once_starting_with_the_keys_own() -> None:
+    ring = Ring.of(frozenset(ADDRESSES))
+    for key in KEYS[:100]:
+        walk = list(ring.walk(key))
+        assert sorted(walk) == sorted(ADDRESSES)
+        assert walk[0] == ring.owner(key)
+
+
+@pytest.mark.parametrize("picker", [ConsistentHashPicker, BoundedConsistentHashPicker])
+def test_a_key_whose_owner_was_tried_goes_where_it_would_without_that_owner(
+    picker: Any,
+) -> None:
+    pool = endpoints(8)
+    full = picker(pool)
+    for key in KEYS[:200]:
+        owner = full.pick(invocation(key=key))
+        without = ConsistentHashPicker([e for e in pool if e is not owner])
+        expected = without.pick(invocation(key=key))
+        assert full.pick(invocation({owner.address}, key=key)) is expected
+
+
+def test_bounded_load_without_load_maps_keys_as_plain_consistent_hashing() -> None:
+    pool = endpoints(8)
+    assert _mapping(BoundedConsistentHashPicker(pool)) == _mapping(ConsistentHashPicker(pool))
+
+
+def test_bounded_load_keeps_the_keys_own_provider_when_every_one_is_over_the_bound() -> None:
+    pool = endpoints(4)
+    bounded = BoundedConsistentHashPicker(pool)
+    owners = _mapping(ConsistentHashPicker(pool))
+    for endpoint in pool:
+        endpoint.active = 10  # loads it was not told of: every one is over the bound
+    assert _mapping(bounded) == owners
+
+
+@pytest.mark.parametrize("picker", [ConsistentHashPicker, BoundedConsistentHashPicker])
+def test_calls_without_a_key_go_to_any_provider(picker: Any) -> None:
+    pool = endpoints(4)
+    assert len(shares(picker(pool), 400)) == 4
+
+
+def test_a_key_in_binary_metadata_is_decoded() -> None:
+    inv = invocation()
+    inv.metadata = [("other", "x"), ("x-csf-hash-key", b"user-7")]
+    assert hash_key(inv) == "user-7"
+    assert hash_key(invocation()) is None

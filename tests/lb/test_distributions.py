@@ -4,6 +4,8 @@ import itertools
 import random
 from typing import Any
 
+import pytest
+
 from csf.lb._random import RandomPicker
 from csf.lb.least_active import LeastActivePicker
 from csf.lb.p2c_ewma import P2CEwmaPicker
@@ -102,3 +104,44 @@ def test_p2c_ewma_prefers_the_faster_endpoint() -> None:
     # Load counts too: a fast endpoint with many calls in flight loses to an idle one.
     pool[1].active = 200
     assert shares(P2CEwmaPicker(pool))[pool[1].address] == 0
+
+
+@pytest.mark.parametrize("picker", [WeightedRandomPicker, WeightedRoundRobinPicker])
+def test_a_weight_of_zero_gets_no_calls(picker: Any) -> None:
+    pool = _weighted(1, 0)
+    assert set(shares(picker(pool), 1_000)) == {pool[0].address}
+
+
+def test_least_active_breaks_a_tie_away_from_a_weight_of_zero() -> None:
+    pool = _weighted(1, 0)
+    assert set(shares(LeastActivePicker(pool), 1_000)) == {pool[0].address}
+
+
+@pytest.mark.parametrize("picker", [WeightedRandomPicker, WeightedRoundRobinPicker])
+def test_when_every_weight_is_zero_calls_spread_evenly(picker: Any) -> None:
+    counts = shares(picker(_weighted(0, 0, 0, 0)), 4_000)
+    assert len(counts) == 4 and all(within(c, 1_000, TOLERANCE) for c in counts.values())
+
+
+def test_weighted_round_robin_starts_consumers_at_different_endpoints() -> None:
+    pool = _weighted(1, 1, 1, 1)
+    firsts = {WeightedRoundRobinPicker(pool).pick(invocation()) for _ in range(200)}
+    assert len(firsts) == 4
+
+
+def test_p2c_ewma_shares_evenly_among_equal_endpoints() -> None:
+    counts = shares(P2CEwmaPicker(endpoints(4, ewma=0.01)), 4_000)
+    assert len(counts) == 4 and all(within(c, 1_000, TOLERANCE) for c in counts.values())
+
+
+def test_p2c_ewma_with_one_endpoint_picks_it() -> None:
+    pool = endpoints(1, ewma=0.01)
+    assert shares(P2CEwmaPicker(pool), 10) == {pool[0].address: 10}
+
+
+def test_p2c_ewma_costs_latency_times_calls_in_flight_plus_one() -> None:
+    slow_idle, fast_busy = FakeEndpoint("a:1", ewma=1.0), FakeEndpoint("b:1", ewma=0.3, active=2)
+    # 1.0 x (0 + 1) > 0.3 x (2 + 1): the busy one is cheaper
+    assert set(shares(P2CEwmaPicker([slow_idle, fast_busy]), 100)) == {"b:1"}
+    fast_busy.active = 3  # 0.3 x 4 > 1.0
+    assert set(shares(P2CEwmaPicker([slow_idle, fast_busy]), 100)) == {"a:1"}

@@ -39,3 +39,21 @@ def test_warmup_arithmetic() -> None:
     assert warmed_weight(no_warmup, 100, STARTED) == 100
     assert warming_left(NEW, STARTED + 100) == 500
     assert warming_left(NEW, STARTED + 700) == 0
+
+
+def test_a_provider_not_yet_started_by_this_clock_gets_the_least_weight() -> None:
+    assert warmed_weight(NEW, 10_000, STARTED - 5) == 1  # the clocks disagree
+    assert warmed_weight(NEW, 10_000, STARTED + 0.5) == 8  # 10,000 x 0.5 / 600
+
+
+def test_a_short_warmup_still_ramps() -> None:
+    short = Instance(host="h", port=1, start_time=STARTED, warmup=1.0)
+    assert warmed_weight(short, 100, STARTED + 0.5) == 50
+    assert warming_left(short, STARTED + 0.25) == 0.75
+
+
+def test_no_warmup_means_full_weight_and_nothing_left_whatever_the_clock() -> None:
+    no_warmup = Instance(host="h", port=1, start_time=STARTED, warmup=0)
+    assert warmed_weight(no_warmup, 100, STARTED - 5) == 100
+    assert warming_left(no_warmup, STARTED - 5) == 0
+    assert warming_left(no_warmup, STARTED + 5) == 0
