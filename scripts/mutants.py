@@ -8,7 +8,8 @@ of the tree, for each mutant: replace the line, run those tests, put the line ba
 - survived: every test passed with the promise broken (a hole in the suite);
 - stale:    the line is no longer in the file exactly once (the code moved: rewrite the
             entry to break the same promise where it now lives; never drop it);
-- error:    pytest could not run the tests (exit code 2 or more).
+- error:    no test failed, yet pytest could not run them all (a fixture that could not
+            set up, such as a ZooKeeper that would not start): no verdict.
 
 The selected tests must pass on the unbroken copy first, or no verdict means anything.
 Exit status: 0 when every mutant is killed, 1 otherwise, 2 when that baseline fails.
@@ -28,6 +29,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "scripts" / "mutants.toml"
@@ -36,7 +38,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "mutants.json"
 NOT_COPIED = shutil.ignore_patterns(
     ".venv", ".git", "mutants", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"
 )
-# One mutant's tests, at most: a mutant that hangs a test is killed by pytest-timeout.
+# `-m ""`: a mutant's tests run even when marked slow. `--timeout`: a mutant that hangs a
+# test fails it. `-x`: the first failure is verdict enough.
 PYTEST = ("-p", "no:cacheprovider", "-q", "-x", "-m", "", "--timeout", "120")
 
 
@@ -92,12 +95,15 @@ def mutate(source: str, code: str, replacement: str) -> str | None:
     return "".join(lines)
 
 
-def run_tests(scratch: Path, tests: tuple[str, ...], log: Path) -> int:
-    """pytest's exit code for `tests` run against the scratch copy's code."""
+def run_tests(scratch: Path, tests: tuple[str, ...], log: Path) -> str:
+    """'passed', 'failed' (a test failed) or 'error' (pytest, or a fixture such as a
+    ZooKeeper that would not start, could not run the tests) for `tests` run against
+    the scratch copy's code. An error is no verdict on the mutant."""
+    report = log.with_suffix(".xml")
     env = {**os.environ, "PYTHONPATH": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("w") as out:
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", *PYTEST, *tests],
+        code = subprocess.run(
+            [sys.executable, "-m", "pytest", *PYTEST, f"--junitxml={report}", *tests],
             cwd=scratch,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -105,6 +111,28 @@ def run_tests(scratch: Path, tests: tuple[str, ...], log: Path) -> int:
             stderr=subprocess.STDOUT,
             check=False,
         ).returncode
+    if code == 0:
+        return "passed"
+    try:
+        suites = list(ElementTree.parse(report).getroot().iter("testsuite"))
+    except (OSError, ElementTree.ParseError):
+        return "error"
+    failures = sum(int(suite.get("failures", "0")) for suite in suites)
+    return "failed" if code == 1 and failures else "error"
+
+
+def imports_from(scratch: Path) -> bool:
+    """Whether Python run as the tests are imports `csf` from the scratch copy."""
+    env = {**os.environ, "PYTHONPATH": str(scratch)}
+    found = subprocess.run(
+        [sys.executable, "-c", "import csf; print(csf.__file__)"],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return Path(found).is_relative_to(scratch)
 
 
 def tail(log: Path, lines: int = 15) -> str:
@@ -119,24 +147,27 @@ def judge(scratch: Path, mutant: Mutant, logs: Path) -> str:
         return "stale"
     target.write_text(broken)
     try:
-        code = run_tests(scratch, mutant.tests, logs / f"{mutant.name}.log")
+        outcome = run_tests(scratch, mutant.tests, logs / f"{mutant.name}.log")
     finally:
         target.write_text(original)
-    return {0: "survived", 1: "killed"}.get(code, "error")
+    return {"passed": "survived", "failed": "killed"}.get(outcome, "error")
 
 
 def run(mutants: list[Mutant], keep: bool) -> dict[str, str] | None:
-    """Each mutant's verdict, or None when the tests fail on the unbroken code."""
+    """Each mutant's verdict, or None when the unbroken copy gives none (its tests fail)."""
     scratch = Path(tempfile.mkdtemp(prefix="csf-mutants-"))
     tree = scratch / "tree"
     logs = scratch / "logs"
     logs.mkdir()
     shutil.copytree(ROOT, tree, ignore=NOT_COPIED)
     try:
+        if not imports_from(tree):
+            print("the scratch copy's csf is not the one Python imports: no verdict possible")
+            return None
         every_test = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
         print(f"baseline: {len(every_test)} tests on the unbroken code", flush=True)
         baseline = logs / "baseline.log"
-        if run_tests(tree, every_test, baseline) != 0:
+        if run_tests(tree, every_test, baseline) != "passed":
             print(tail(baseline, 30))
             print("baseline failed: the selected tests must pass on the unbroken code first")
             return None

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Lint, type-check and test CSF. --slow adds the slow tests, --mutants the behaviour-mutation
-# suite; CI runs both.
+# Lint, type-check and test CSF. --slow adds the slow tests, --mutants the two mutation
+# suites (behaviour mutants and mutmut); CI runs all of it.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
 ensure_venv

@@ -258,7 +258,7 @@ async def test_forking_calls_retries_plus_one_providers_at_once(
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         # Each handler waits for all three: one attempt at a time would never end.
-        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=3)
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
         await push(kazoo, tenant, consumer, "retry", {"schema": 1, "cluster": "forking",
@@ -290,7 +290,7 @@ async def test_forking_answers_with_the_first_success_while_others_fail_or_hang(
         serving(zookeeper.url, tenant, *servicers) as (_, _, up),
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
-        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=3)
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
         rule = {"schema": 1, "cluster": "forking", "retries": 2}

@@ -47,8 +47,8 @@ async def test_a_call_in_flight_when_the_provider_stops_is_served_to_its_end(
         async def not_serving() -> bool:
             try:
                 reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-            except grpc.aio.AioRpcError:
-                return True  # stopped taking new calls: draining
+            except grpc.aio.AioRpcError as error:
+                return error.code() is grpc.StatusCode.UNAVAILABLE  # refusing new calls
             return bool(reply.status == health_pb2.HealthCheckResponse.NOT_SERVING)
 
         await wait_until(not_serving, 10, "NOT_SERVING or refusing new calls")

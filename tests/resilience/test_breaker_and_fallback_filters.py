@@ -102,7 +102,7 @@ async def test_quick_calls_are_not_slow_and_slow_ones_are() -> None:
 
 
 async def test_a_probe_that_ends_without_an_answer_frees_its_place() -> None:
-    rules, _ = service_rules(breaker={"min_calls": 1, "open_s": 0.05, "half_open_probes": 1})
+    rules, _ = service_rules(breaker={"min_calls": 1, "open_s": 0.5, "half_open_probes": 1})
     breaker = BreakerFilter(context(rules))
     await _outcome(compose([breaker], Provider(grpc.StatusCode.UNAVAILABLE)))
     assert breaker.state is State.OPEN
@@ -156,7 +156,7 @@ class Instruments:
 async def test_the_breaker_gauge_reads_closed_half_open_and_open() -> None:
     instruments = Instruments()
     telemetry = Telemetry(None, None, instruments)  # type: ignore[arg-type]
-    rules, _ = service_rules(breaker={"min_calls": 1, "open_s": 0.05})
+    rules, _ = service_rules(breaker={"min_calls": 1, "open_s": 0.5})
     breaker = BreakerFilter(context(rules, telemetry=telemetry))
     gauge = instruments.gauges["breaker"]
     assert gauge() == [(0, {"csf.service": "S", "rpc.method": "M"})]

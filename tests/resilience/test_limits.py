@@ -56,7 +56,7 @@ async def test_a_permit_is_taken_when_free_or_freed_in_time_and_not_otherwise() 
 
 async def test_a_provider_call_waits_for_a_permit_no_longer_than_its_deadline() -> None:
     semaphore = asyncio.Semaphore(0)
-    _later(0.3, semaphore.release)
+    _later(1.0, semaphore.release)
     context = ServicerContext(time_remaining=0.01)
     with pytest.raises(Aborted):
         await admit_or_abort(context, semaphore.acquire(), 60, "busy")  # type: ignore[arg-type]
@@ -113,7 +113,7 @@ async def test_the_wait_for_a_place_ends_after_max_wait_ms() -> None:
     held = Held()
     call = compose([ConcurrencyFilter(context(rules))], held)
     first = await _in_flight(call, held, 1)
-    _later(0.5, held.release.set)  # well after 20 ms
+    _later(1.0, held.release.set)  # well after 20 ms
     with pytest.raises(csf.ConcurrencyLimitError):
         await call(invocation(time.monotonic() + 60))
     assert await asyncio.gather(*first) == ["ok"]
@@ -124,7 +124,7 @@ async def test_the_wait_for_a_place_ends_at_the_calls_deadline() -> None:
     held = Held()
     call = compose([ConcurrencyFilter(context(rules))], held)
     first = await _in_flight(call, held, 1)
-    _later(0.5, held.release.set)  # after the next call's deadline
+    _later(1.0, held.release.set)  # after the next call's deadline
     with pytest.raises(csf.ConcurrencyLimitError):
         await call(invocation(time.monotonic() + 0.02))
     assert await asyncio.gather(*first) == ["ok"]
@@ -197,7 +197,7 @@ async def test_without_max_wait_ms_a_handler_over_the_limit_is_refused_at_once()
     guard = ExecutesGuard(METHOD, 1, None)
     holder = guard(ServicerContext())  # type: ignore[arg-type]
     await holder.__aenter__()
-    _later(0.2, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
+    _later(2.0, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
     with pytest.raises(Aborted):
         async with guard(ServicerContext()):  # type: ignore[arg-type]
             pass
@@ -236,7 +236,7 @@ async def test_a_handlers_wait_for_a_place_ends_after_max_wait_ms() -> None:
     guard = ExecutesGuard(METHOD, None, rules)
     holder = guard(ServicerContext())  # type: ignore[arg-type]
     await holder.__aenter__()
-    _later(0.5, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
+    _later(1.0, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
     with pytest.raises(Aborted):
         async with guard(ServicerContext(time_remaining=None)):  # type: ignore[arg-type]
             pass
@@ -252,7 +252,7 @@ async def test_a_handler_over_the_limit_waits_up_to_max_wait_ms_within_its_deadl
     async with guard(ServicerContext(time_remaining=None)):  # type: ignore[arg-type]
         assert guard.running == 1
     await holder.__aenter__()
-    _later(0.5, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
+    _later(1.0, lambda: asyncio.ensure_future(holder.__aexit__(None, None, None)))
     late = ServicerContext(time_remaining=0.02)
     with pytest.raises(Aborted):
         async with guard(late):  # type: ignore[arg-type]
@@ -359,10 +359,10 @@ async def test_a_provider_rate_limit_for_the_method_applies_to_it() -> None:
 
 async def test_a_provider_call_without_a_token_waits_within_max_wait_ms() -> None:
     rules, _ = service_rules(
-        ratelimit={"rate": 20, "burst": 1, "side": "provider", "max_wait_ms": 60_000}
+        ratelimit={"rate": 2, "burst": 1, "side": "provider", "max_wait_ms": 60_000}
     )
     guard = RateLimitGuard(METHOD, rules)
-    for _ in range(2):  # the second waits about 50 ms for its token
+    for _ in range(2):  # the second waits about 500 ms for its token
         async with guard(ServicerContext(time_remaining=None)):  # type: ignore[arg-type]
             pass
     no_time = ServicerContext(time_remaining=0.0)
