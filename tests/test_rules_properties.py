@@ -127,7 +127,7 @@ BOUNDS: dict[str, dict[str, Any]] = {
 
 def assert_within_bounds(rule: Rule) -> None:
     """Every number of `rule`, and of each method's override, is finite, at most EXACT
-    and within the bounds DESIGN section 2 gives its field."""
+    and within the bounds documented for its field."""
     if isinstance(rule, WeightRule):
         assert all(_whole(0)(weight) for weight in rule.instances.values()), rule
         return
@@ -366,12 +366,12 @@ def test_a_weight_rule_with_any_ascii_address_is_a_rule_or_a_rule_error(
     assert_rule_or_rule_error("weight", encoded({"schema": 1, "instances": {address: weight}}))
 
 
-# -- known failures (issue 13): each class pinned by its own strict xfail -------------------
+# -- known failures: each class pinned by its own strict xfail -------------------
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 13 and the new classes below: with NaN, Infinity, integers of hundreds of "
+    reason="known bugs: with NaN, Infinity, integers of hundreds of "
     'digits or 5e-324 anywhere, {"rate": Infinity} is accepted and {"timeout_ms": 10**400} '
     "raises OverflowError",
 )
@@ -404,7 +404,7 @@ def _one_field(kind: str, field: str, value: Any) -> dict[str, Any]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason='issue 13: {"schema": 1, "rate": Infinity} is accepted as a rate of inf '
+    reason='known bug: {"schema": 1, "rate": Infinity} is accepted as a rate of inf '
     "(likewise timeout_ms, window_s, open_s, slow_call_ms, burst, max_wait_ms: Infinity)",
 )
 @given(
@@ -422,7 +422,7 @@ def test_infinity_and_nan_in_a_rule_are_refused(
 
 @pytest.mark.xfail(
     strict=True,
-    reason='issue 13: {"schema": 1, "timeout_ms": 10**400} raises OverflowError; '
+    reason='known bug: {"schema": 1, "timeout_ms": 10**400} raises OverflowError; '
     '{"schema": 1, "group_weights": {"gray": 10**400}} and min_calls 10**400 are accepted',
 )
 @given(
@@ -451,7 +451,7 @@ time_fields = [
 
 @pytest.mark.xfail(
     strict=True,
-    reason='issue 13: {"schema": 1, "timeout_ms": 1e13} (317 years) and '
+    reason='known bug: {"schema": 1, "timeout_ms": 1e13} (317 years) and '
     '{"schema": 1, "window_s": 5e-324} are accepted',
 )
 @given(
@@ -469,8 +469,7 @@ def test_durations_beyond_reason_are_refused(kind_and_field: tuple[str, str], va
 
 @pytest.mark.xfail(
     strict=True,
-    reason="new, like issue 13: a rule nested 30,000 arrays deep raises RecursionError "
-    "from json.loads",
+    reason="known bug: a rule nested 30,000 arrays deep raises RecursionError from json.loads",
 )
 @given(kind=st.sampled_from(KINDS), depth=st.integers(1, 100_000))
 @examples(20)
@@ -482,7 +481,7 @@ def test_a_deeply_nested_rule_is_a_rule_error(kind: str, depth: int) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason='new, like issue 13: the weight rule {"schema": 1, "instances": {"h:\\u00b2": 1}} '
+    reason='known bug: the weight rule {"schema": 1, "instances": {"h:\\u00b2": 1}} '
     "raises ValueError from int() (str.isdigit accepts '\\u00b2'), and a port of 5,000 digits too",
 )
 @given(
@@ -500,7 +499,7 @@ def test_a_weight_rule_whose_port_is_not_ascii_digits_is_a_rule_or_a_rule_error(
 
 
 @pytest.mark.xfail(
-    strict=True, reason='new, like issue 13: {"schema": true} is taken for schema 1 (true == 1)'
+    strict=True, reason='known bug: {"schema": true} is taken for schema 1 (true == 1)'
 )
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_schema_of_true_is_refused(kind: str) -> None:
