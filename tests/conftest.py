@@ -11,10 +11,12 @@ import signal
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from kazoo.client import KazooClient
 
@@ -149,6 +151,33 @@ def greeter_server(
     server = csf.Server(registry=registry, tenant=tenant, **settings)  # type: ignore[arg-type]
     server.add(servicer(lambda: server.address))
     return server
+
+
+def instance_path(tenant: str, port: int, group: str = "normal") -> str:
+    """The znode of a demo provider of XIESR on 127.0.0.1:`port`."""
+    return f"/busidomain/csf/{tenant}/XIESR/clusters/defaultCluster/{group}/127.0.0.1:{port}"
+
+
+Act = Callable[[Any], Awaitable[None]]
+
+
+def counted(calls: Counter[str], name: str, act: Act | None = None) -> type[Greeter]:
+    """A provider class that counts its SayHello calls under `name`, then runs `act`
+    on the call's context (abort it, say) before answering as the Greeter does."""
+
+    async def say_hello(self: Greeter, request: Any, context: Any) -> Any:
+        calls[name] += 1
+        if act is not None:
+            await act(context)
+        return await Greeter.SayHello(self, request, context)
+
+    cls = type(f"Greeter{name.title()}", (Greeter,), {"SayHello": say_hello})
+    return csf.provider(service="XIESR", version="1.0.0", warmup=0)(cls)
+
+
+async def unavailable(context: Any) -> None:
+    """An `act` for `counted`: the provider fails the call with UNAVAILABLE."""
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "failing on purpose")
 
 
 def greeter_variant(delay: float = 0.0, **spec: Any) -> type[Greeter]:

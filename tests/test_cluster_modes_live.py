@@ -4,7 +4,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +17,12 @@ from csf.rules import parse_rule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, push_rule, serving, wait_until
+from tests.conftest import consumer_for, counted, push_rule, serving, unavailable, wait_until
 
 Request = greeter_pb2.HelloRequest
 Reply = greeter_pb2.HelloReply
-Act = Callable[[Any], Awaitable[None]]
 IDEMPOTENT = {"SayHello": csf.MethodConfig(idempotent=True)}
 BREAKER = {"schema": 1, "error_ratio": 0.5, "min_calls": 4, "window_s": 10, "open_s": 30}
-
-
-def counted(calls: Counter[str], name: str, act: Act | None = None) -> type[Greeter]:
-    """A provider class that counts its SayHello calls under `name`, then runs `act`."""
-
-    async def say_hello(self: Greeter, request: Any, context: Any) -> Any:
-        calls[name] += 1
-        if act is not None:
-            await act(context)
-        return await Greeter.SayHello(self, request, context)
-
-    cls = type(f"Greeter{name.title()}", (Greeter,), {"SayHello": say_hello})
-    return csf.provider(service="XIESR", version="1.0.0", warmup=0)(cls)
-
-
-async def unavailable(context: Any) -> None:
-    await context.abort(grpc.StatusCode.UNAVAILABLE, "failing on purpose")
 
 
 async def not_found(context: Any) -> None:

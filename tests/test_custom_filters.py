@@ -16,25 +16,11 @@ import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import push_rule, serving, wait_until
+from tests.conftest import counted, push_rule, serving, unavailable, wait_until
 
 Request = greeter_pb2.HelloRequest
 SAY_HELLO = "/demo.Greeter/SayHello"
 IDEMPOTENT = {"SayHello": csf.MethodConfig(idempotent=True)}
-
-
-def counted(calls: Counter[str], name: str, fail: bool = False) -> type[Greeter]:
-    """A provider class counting its SayHello calls under `name`; failing with
-    UNAVAILABLE when `fail`."""
-
-    async def say_hello(self: Greeter, request: Any, context: Any) -> Any:
-        calls[name] += 1
-        if fail:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "failing on purpose")
-        return await Greeter.SayHello(self, request, context)
-
-    cls = type(f"Greeter{name.title()}", (Greeter,), {"SayHello": say_hello})
-    return csf.provider(service="XIESR", version="1.0.0", warmup=0)(cls)
 
 
 @dataclass
@@ -85,7 +71,7 @@ async def test_an_added_filter_sees_every_call_and_every_attempt_where_it_stands
     # `outer` stands before load balancing, `inner` after it (innermost).
     chain = ("outer", *csf.DEFAULT_CONSUMER_CHAIN, "inner")
     async with (
-        serving(zookeeper.url, tenant, counted(calls, "down", fail=True), counted(calls, "up"))
+        serving(zookeeper.url, tenant, counted(calls, "down", unavailable), counted(calls, "up"))
         as (down, up),
         consumer(zookeeper, tenant, tmp_path, chain, outer=outer, inner=inner) as user,
     ):  # fmt: skip
@@ -122,7 +108,7 @@ async def test_a_filter_replacing_retry_by_name_makes_one_attempt(
         return pass_through
 
     async with (
-        serving(zookeeper.url, tenant, counted(calls, "down", fail=True)),
+        serving(zookeeper.url, tenant, counted(calls, "down", unavailable)),
         consumer(zookeeper, tenant, tmp_path / "builtin") as builtin,
         consumer(zookeeper, tenant, tmp_path / "own", retry=no_retry) as own,
     ):

@@ -8,13 +8,9 @@ from kazoo.client import KazooClient
 
 from csf.registry import Instance
 from csf.testing.zookeeper import LocalZooKeeper, free_port
-from tests.conftest import expire_session, greeter_server, wait_until, zk_registry
+from tests.conftest import expire_session, greeter_server, instance_path, wait_until, zk_registry
 
 GREETER_METHODS = ("SayHello", "StreamHellos", "CollectHellos", "Chat")
-
-
-def instance_path(tenant: str, port: int) -> str:
-    return f"/busidomain/csf/{tenant}/XIESR/clusters/defaultCluster/normal/127.0.0.1:{port}"
 
 
 async def test_znode_at_the_exact_path_with_instance_json_gone_after_stop(

@@ -9,9 +9,8 @@ from kazoo.client import KazooClient
 
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from tests.conftest import consumer_for, greeter_server, wait_until, zk_registry
+from tests.conftest import consumer_for, greeter_server, instance_path, wait_until, zk_registry
 from tests.faultproxy import FaultProxy
-from tests.test_registration import instance_path
 
 
 async def test_after_their_sessions_expire_providers_and_consumers_carry_on(
