@@ -145,7 +145,7 @@ NAME_RULES = "(letters, digits, '.', '_', '-'; at most 128; not starting with a 
         ("zk://h1:1?digest=app://x", ZooKeeperURL((("h1", 1),), "", 10.0, ("app", "//x"))),
     ],
 )  # fmt: skip
-def test_good_zk_urls(url: str, parsed: ZooKeeperURL) -> None:
+def test_a_good_zk_url_parses_into_its_parts(url: str, parsed: ZooKeeperURL) -> None:
     assert parse_registry_url(url) == parsed
 
 
@@ -246,7 +246,7 @@ def test_stub_config_errors_name_the_field(kwargs: dict[str, object], message: s
     assert str(caught.value) == message
 
 
-def test_a_stubs_defaults() -> None:
+def test_a_stub_without_settings_gets_the_documented_defaults() -> None:
     assert StubConfig(service="S").method("M") == MethodSettings(
         timeout=5.0, retries=2, idempotent=False, cluster="defaultCluster", lb="round_robin",
         group=None, version=None, tags={},

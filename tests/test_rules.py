@@ -224,7 +224,7 @@ def test_route_methods_may_require_tags() -> None:
     assert rule.for_method("M") == RouteRule(tags={"set": "s1"})
 
 
-def test_the_field_checks_the_kinds_are_built_from() -> None:
+def test_the_field_checks_that_build_the_rule_kinds_refuse_bad_values() -> None:
     # The kinds build their checks when csf.rules is imported; these are the same checks,
     # built here.
     whole = rules._whole(1)

@@ -115,7 +115,7 @@ def test_each_lifecycle_command_moves_the_status_exactly_as_promised(
         assert unchanged == {k: v for k, v in imported_document.items() if k != "status"}, step
 
 
-def test_deregister_from_registered(cli: Cli, imported: Stored) -> None:
+def test_a_service_just_imported_can_be_deregistered(cli: Cli, imported: Stored) -> None:
     result = cli("deregister", "XIESR")
     assert result.exit_code == 0, result.stderr
     assert imported.status() == "deregistered"

@@ -37,7 +37,7 @@ def test_provider_failures_are_the_codes_of_a_provider_in_trouble() -> None:
     }
 
 
-def test_the_status_a_call_ended_with() -> None:
+def test_the_status_of_a_call_is_read_from_the_error_it_ended_with() -> None:
     assert status_of(None) is grpc.StatusCode.OK
     assert status_of(rpc_error(grpc.StatusCode.NOT_FOUND)) is grpc.StatusCode.NOT_FOUND
     assert status_of(asyncio.CancelledError()) is grpc.StatusCode.CANCELLED
