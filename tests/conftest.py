@@ -22,6 +22,8 @@ from kazoo.client import KazooClient
 
 import csf
 from csf.registry import ZooKeeperRegistry
+from csf.rule_set import ServiceRules
+from csf.rules import parse_rule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo.providers import Greeter
 
@@ -278,3 +280,19 @@ def push_rule(
         kazoo.create(path, data, makepath=True)
     else:
         kazoo.set(path, data)
+
+
+async def pushed(
+    kazoo: KazooClient, tenant: str, rules: ServiceRules, kind: str, document: object
+) -> None:
+    """Push a rule as an operator would, and wait until `rules` (a consumer's or a
+    server's `rules("XIESR")`) hold exactly that rule."""
+    await asyncio.to_thread(push_rule, kazoo, tenant, kind, document)
+    expected = parse_rule(kind, json.dumps(document).encode())
+    await wait_until(lambda: rules.current[kind] == expected, 10, f"the {kind} rule")
+
+
+async def removed(kazoo: KazooClient, tenant: str, rules: ServiceRules, kind: str) -> None:
+    """Delete a rule, and wait until `rules` are back to that kind's defaults."""
+    await asyncio.to_thread(kazoo.delete, f"/busidomain/csf/{tenant}/XIESR/configs/{kind}")
+    await wait_until(lambda: rules.current[kind] is None, 10, f"the {kind} rule gone")

@@ -1,7 +1,6 @@
 """Breaker, retry and degrade rules pushed to ZooKeeper, applied by a real consumer."""
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from collections.abc import Awaitable
@@ -13,11 +12,18 @@ import pytest
 from kazoo.client import KazooClient
 
 import csf
-from csf.rules import parse_rule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, counted, push_rule, serving, unavailable, wait_until
+from tests.conftest import (
+    consumer_for,
+    counted,
+    pushed,
+    removed,
+    serving,
+    unavailable,
+    wait_until,
+)
 
 Request = greeter_pb2.HelloRequest
 Reply = greeter_pb2.HelloReply
@@ -38,22 +44,6 @@ class Fallback:
     async def __call__(self, request: Any, error: BaseException) -> Any:
         self.errors.append(error)
         return Reply(message=f"fallback {request.name}")
-
-
-async def push(
-    kazoo: KazooClient, tenant: str, consumer: csf.Consumer, kind: str, document: object
-) -> None:
-    """Push a rule and wait until the consumer holds exactly that rule."""
-    rules = consumer.rules("XIESR")
-    await asyncio.to_thread(push_rule, kazoo, tenant, kind, document)
-    expected = parse_rule(kind, json.dumps(document).encode())
-    await wait_until(lambda: rules.current[kind] == expected, 10, f"the {kind} rule")
-
-
-async def remove(kazoo: KazooClient, tenant: str, consumer: csf.Consumer, kind: str) -> None:
-    rules = consumer.rules("XIESR")
-    await asyncio.to_thread(kazoo.delete, f"/busidomain/csf/{tenant}/XIESR/configs/{kind}")
-    await wait_until(lambda: rules.current[kind] is None, 10, f"the {kind} rule gone")
 
 
 async def outcome(call: Awaitable[Any]) -> Any:
@@ -85,7 +75,7 @@ async def test_a_pushed_breaker_opens_on_failures_and_then_spares_the_provider(
             greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5,
             fallback={"SayHello": fallback},
         )  # fmt: skip
-        await push(kazoo, tenant, consumer, "breaker", BREAKER)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "breaker", BREAKER)
 
         for _ in range(4):  # min_calls failures: each one reaches the provider
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -116,12 +106,14 @@ async def test_force_closed_lets_calls_through_a_tripped_breaker(
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
-        await push(kazoo, tenant, consumer, "breaker", BREAKER)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "breaker", BREAKER)
         results = [await outcome(stub.SayHello(Request(name="x"))) for _ in range(5)]
         assert isinstance(results[-1], csf.CircuitOpenError), "tripped after four failures"
         assert calls["down"] == 4
 
-        await push(kazoo, tenant, consumer, "breaker", {**BREAKER, "force": "closed"})
+        await pushed(
+            kazoo, tenant, consumer.rules("XIESR"), "breaker", {**BREAKER, "force": "closed"}
+        )
         results = [await outcome(stub.SayHello(Request(name="x"))) for _ in range(6)]
         refused = [r for r in results if isinstance(r, csf.CircuitOpenError)]
         assert refused == [], "force closed: the breaker refuses nothing"
@@ -142,7 +134,7 @@ async def test_business_errors_neither_open_the_breaker_nor_reach_the_fallback(
             greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5,
             fallback={"SayHello": fallback},
         )  # fmt: skip
-        await push(kazoo, tenant, consumer, "breaker", BREAKER)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "breaker", BREAKER)
         results = [await outcome(stub.SayHello(Request(name="x"))) for _ in range(10)]
         assert [code_of(r) for r in results] == [grpc.StatusCode.NOT_FOUND] * 10
         assert calls["picky"] == 10
@@ -167,7 +159,9 @@ async def test_failfast_makes_one_attempt_where_failover_tries_another_provider(
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 2, 10, "both providers")
 
-        await push(kazoo, tenant, consumer, "retry", {"schema": 1, "cluster": "failfast"})
+        await pushed(
+            kazoo, tenant, consumer.rules("XIESR"), "retry", {"schema": 1, "cluster": "failfast"}
+        )
         results = [await outcome(stub.SayHello(Request(name="x"))) for _ in range(4)]
         failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
         assert {r.code() for r in failed} == {grpc.StatusCode.UNAVAILABLE}
@@ -175,7 +169,9 @@ async def test_failfast_makes_one_attempt_where_failover_tries_another_provider(
         assert calls["down"] + calls["up"] == 4
 
         calls.clear()
-        await push(kazoo, tenant, consumer, "retry", {"schema": 1, "cluster": "failover"})
+        await pushed(
+            kazoo, tenant, consumer.rules("XIESR"), "retry", {"schema": 1, "cluster": "failover"}
+        )
         replies = [await stub.SayHello(Request(name="x")) for _ in range(4)]
         assert [reply.message for reply in replies] == ["hi x"] * 4
         assert calls["up"] == 4
@@ -204,7 +200,9 @@ async def test_failsafe_logs_the_failure_and_answers_with_the_fallback_or_an_emp
             greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5, retries=2,
             methods=IDEMPOTENT,
         )  # fmt: skip
-        await push(kazoo, tenant, consumer, "retry", {"schema": 1, "cluster": "failsafe"})
+        await pushed(
+            kazoo, tenant, consumer.rules("XIESR"), "retry", {"schema": 1, "cluster": "failsafe"}
+        )
 
         reply = await guarded.SayHello(Request(name="x"))
         assert reply.message == "fallback x"
@@ -243,8 +241,8 @@ async def test_forking_calls_retries_plus_one_providers_at_once(
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
-        await push(kazoo, tenant, consumer, "retry", {"schema": 1, "cluster": "forking",
-                                                       "retries": 2})  # fmt: skip
+        rule = {"schema": 1, "cluster": "forking", "retries": 2}
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "retry", rule)
         reply = await stub.SayHello(Request(name="x"))
         assert reply.served_by in {server.address for server in servers}
         assert calls == {"a": 1, "b": 1, "c": 1}
@@ -276,7 +274,7 @@ async def test_forking_answers_with_the_first_success_while_others_fail_or_hang(
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
         rule = {"schema": 1, "cluster": "forking", "retries": 2}
-        await push(kazoo, tenant, consumer, "retry", rule)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "retry", rule)
         reply = await stub.SayHello(Request(name="x"))
         assert reply.served_by == up.address
         assert calls == {"down": 1, "hung": 1, "up": 1}
@@ -309,20 +307,20 @@ async def test_a_degrade_rule_answers_from_the_fallback_until_it_is_deleted(
         assert await answers() == served
         assert calls["up"] == 4
 
-        await push(kazoo, tenant, consumer, "degrade", {"schema": 1, "all": True})
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", {"schema": 1, "all": True})
         assert await answers() == degraded
         assert calls["up"] == 4, "no degraded call reached the provider"
 
-        await remove(kazoo, tenant, consumer, "degrade")
+        await removed(kazoo, tenant, consumer.rules("XIESR"), "degrade")
         assert await answers() == served
         assert calls["up"] == 8
 
         only = {"schema": 1, "methods": {"SayHello": {"all": True}}}
-        await push(kazoo, tenant, consumer, "degrade", only)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", only)
         assert await answers() == degraded
         assert calls["up"] == 8
 
         other = {"schema": 1, "methods": {"StreamHellos": {"all": True}}}
-        await push(kazoo, tenant, consumer, "degrade", other)
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", other)
         assert await answers() == served, "a rule for another method leaves SayHello alone"
         assert calls["up"] == 12

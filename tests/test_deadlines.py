@@ -4,7 +4,6 @@ call's own, and never later than the deadline of the handler the call is made in
 A provider sees a deadline up to ~0.1 s longer than the one sent (gRPC rounds it up
 on the wire), hence the small slack in the bounds below."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, push_rule, serving, wait_until
+from tests.conftest import consumer_for, pushed, removed, serving
 
 Request = greeter_pb2.HelloRequest
 
@@ -89,8 +88,7 @@ async def test_the_timeout_rule_sets_the_deadline_and_a_call_s_own_timeout_wins(
         servicer.seen.clear()
         rules = consumer.rules("XIESR")
         rule = {"schema": 1, "timeout_ms": 20_000, "methods": {"SayHello": {"timeout_ms": 700}}}
-        await asyncio.to_thread(push_rule, kazoo, tenant, "timeout", rule)
-        await wait_until(lambda: rules.current["timeout"] is not None, 10, "the timeout rule")
+        await pushed(kazoo, tenant, rules, "timeout", rule)
 
         await stub.SayHello(Request(name="rule"))
         async for _ in stub.StreamHellos(Request(name="rule", count=1)):
@@ -101,8 +99,6 @@ async def test_the_timeout_rule_sets_the_deadline_and_a_call_s_own_timeout_wins(
         assert stream is not None and 0.8 < stream <= 21.0, f"the service's rule gave {stream} s"
         assert own is not None and 0.8 < own <= 3.1, f"the call's own timeout gave {own} s"
 
-        path = f"/busidomain/csf/{tenant}/XIESR/configs/timeout"
-        await asyncio.to_thread(kazoo.delete, path)
-        await wait_until(lambda: rules.current["timeout"] is None, 10, "the rule deleted")
+        await removed(kazoo, tenant, rules, "timeout")
         await stub.SayHello(Request(name="stub"))
         assert servicer.seen[-1] is not None and servicer.seen[-1] > 20.0, "the stub's 30 s"

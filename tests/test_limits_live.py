@@ -17,7 +17,7 @@ from tests.conftest import (
     consumer_for,
     consumer_with_filter,
     greeter_variant,
-    push_rule,
+    pushed,
     serving,
     wait_until,
 )
@@ -59,10 +59,8 @@ async def test_over_the_consumer_limit_a_call_waits_for_a_permit_within_max_wait
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
-        rules = consumer.rules("XIESR")
         rule = {"schema": 1, "consumer": 1, "max_wait_ms": 15_000}
-        await asyncio.to_thread(push_rule, kazoo, tenant, "concurrency", rule)
-        await wait_until(lambda: rules.current["concurrency"] is not None, 10, "the rule")
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "concurrency", rule)
 
         first = stub.SayHello(Request(name="first"))
         await wait_until(lambda: servicer.running == 1, 5, "the first call in its handler")
@@ -81,11 +79,8 @@ async def test_over_the_consumer_limit_with_no_wait_a_call_is_refused_unsent(
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
-        rules = consumer.rules("XIESR")
-        await asyncio.to_thread(
-            push_rule, kazoo, tenant, "concurrency", {"schema": 1, "consumer": 2}
-        )
-        await wait_until(lambda: rules.current["concurrency"] is not None, 10, "the rule")
+        rule = {"schema": 1, "consumer": 2}
+        await pushed(kazoo, tenant, consumer.rules("XIESR"), "concurrency", rule)
 
         holding = [stub.SayHello(Request(name=str(i))) for i in range(2)]
         await wait_until(lambda: servicer.running == 2, 5, "two calls in their handlers")
@@ -106,11 +101,8 @@ async def test_the_concurrency_rule_s_provider_field_bounds_handlers_at_once(
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
-        provider_rules = server.rules("XIESR")
-        await asyncio.to_thread(
-            push_rule, kazoo, tenant, "concurrency", {"schema": 1, "provider": 2}
-        )
-        await wait_until(lambda: provider_rules.current["concurrency"] is not None, 10, "the rule")
+        rule = {"schema": 1, "provider": 2}
+        await pushed(kazoo, tenant, server.rules("XIESR"), "concurrency", rule)
 
         calls = [stub.SayHello(Request(name=str(i))) for i in range(6)]
         await wait_until(lambda: sum(call.done() for call in calls) == 4, 10, "4 refusals")
