@@ -15,7 +15,7 @@ import csf
 from csf.auth import APP_KEY, TOKEN_KEY, CallerAuth, sign
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import greeter_server
-from tests.security.test_tls import CountingGreeter
+from tests.security.servicers import CountingGreeter
 from tests.strategies import examples
 
 SECRET = "order-web-secret-0123456789"

@@ -11,7 +11,7 @@ from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import consumer_for, greeter_server
 from tests.load import paced
-from tests.security.test_message_size import SizingGreeter
+from tests.security.servicers import SizingGreeter
 
 RATE, SECONDS = 100, 3.0
 LIMIT = 64 * 1024

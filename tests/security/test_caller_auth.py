@@ -18,7 +18,7 @@ from csf.auth import CallerToken
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import greeter_server, wait_until
-from tests.security.test_tls import CountingGreeter
+from tests.security.servicers import CountingGreeter
 
 ORDER_SECRET = "order-web-secret-0123456789"
 REPORT_SECRET = "report-job-secret-0123456789"

@@ -2,7 +2,6 @@
 served, one a little over it is refused by the provider with RESOURCE_EXHAUSTED."""
 
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -10,21 +9,10 @@ import pytest
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from demo.providers import Greeter
 from tests.conftest import consumer_for, greeter_server
+from tests.security.servicers import SizingGreeter
 
 FOUR_MIB = 4 * 1024 * 1024
-
-
-@csf.provider(service="XIESR", version="1.0.0", warmup=0)
-class SizingGreeter(Greeter):
-    """Answers with the size of the name only, so replies stay small whatever the request."""
-
-    handled = 0
-
-    async def SayHello(self, request: Any, context: Any) -> Any:
-        type(self).handled += 1
-        return greeter_pb2.HelloReply(message=str(len(request.name)))
 
 
 def request_of(size: int) -> greeter_pb2.HelloRequest:

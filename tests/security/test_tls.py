@@ -3,7 +3,6 @@ provider's CA get a call served, and no consumer talks plaintext to a TLS provid
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -11,18 +10,9 @@ import pytest
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
-from demo.providers import Greeter
 from tests.conftest import consumer_for, greeter_server
 from tests.security.certs import Authority
-
-
-@csf.provider(service="XIESR", version="1.0.0", warmup=0)
-class CountingGreeter(Greeter):
-    handled = 0
-
-    async def SayHello(self, request: Any, context: Any) -> Any:
-        type(self).handled += 1
-        return await super().SayHello(request, context)
+from tests.security.servicers import CountingGreeter
 
 
 async def raw_call(channel: grpc.aio.Channel) -> grpc.StatusCode:

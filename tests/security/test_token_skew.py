@@ -13,7 +13,7 @@ from csf.auth import APP_KEY, TOKEN_KEY, sign
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import greeter_server
-from tests.security.test_tls import CountingGreeter
+from tests.security.servicers import CountingGreeter
 
 SECRET = "order-web-secret-0123456789"
 # The provider's clock while the test runs: the wall clock frozen inside csf.auth only,
