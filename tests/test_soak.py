@@ -116,7 +116,8 @@ async def test_soak_with_a_provider_restarted_every_30s_ends_flat(
     figures.append(f"soak resources at start {start}, at end {end}")
     assert restarts >= 8
     assert result.failed <= result.offered // 1000, result.summary()
-    assert end["channels"] == start["channels"] == 3, "one channel a live provider, no more"
+    # Channels other tests of this process left for the collector count at both ends alike.
+    assert end["channels"] == start["channels"], "no channel of a departed provider kept"
     assert end["provider_connections"] == start["provider_connections"] == 3
     assert end["fds"] <= start["fds"] + 8
     assert end["tasks"] <= start["tasks"] + 5
