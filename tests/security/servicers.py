@@ -1,9 +1,13 @@
-"""Provider classes the security tests share: they count the calls their handlers saw."""
+"""What the security tests share: provider classes that count the calls their handlers
+saw, and a call made without CSF (a raw grpc.aio channel, any metadata)."""
 
 from typing import Any
 
+import grpc
+
 import csf
-from demo import greeter_pb2
+from csf.auth import APP_KEY, TOKEN_KEY
+from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 
 
@@ -27,3 +31,21 @@ class SizingGreeter(Greeter):
     async def SayHello(self, request: Any, context: Any) -> Any:
         type(self).handled += 1
         return greeter_pb2.HelloReply(message=str(len(request.name)))
+
+
+async def raw_call(channel: grpc.aio.Channel, metadata: Any = None) -> grpc.StatusCode:
+    """The status of one SayHello on `channel` (closed after), sent with `metadata`."""
+    async with channel:
+        try:
+            await greeter_pb2_grpc.GreeterStub(channel).SayHello(
+                greeter_pb2.HelloRequest(name="x"), metadata=metadata, timeout=5
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def call_with_token(address: str, token: str) -> grpc.StatusCode:
+    """A raw call as app order-web presenting `token`."""
+    metadata = ((APP_KEY, "order-web"), (TOKEN_KEY, token))
+    return await raw_call(grpc.aio.insecure_channel(address), metadata)

@@ -12,10 +12,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import csf
-from csf.auth import APP_KEY, TOKEN_KEY, CallerAuth, sign
-from demo import greeter_pb2, greeter_pb2_grpc
+from csf.auth import CallerAuth, sign
 from tests.conftest import greeter_server
-from tests.security.servicers import CountingGreeter
+from tests.security.servicers import CountingGreeter, call_with_token
 from tests.strategies import examples
 
 SECRET = "order-web-secret-0123456789"
@@ -57,24 +56,11 @@ def test_only_the_token_signed_for_this_app_tenant_service_and_time_verifies(oth
     assert AUTH.verify("TenantA", "XIESR", "report-job", good) is False
 
 
-async def call_with(address: str, token: str) -> grpc.StatusCode:
-    async with grpc.aio.insecure_channel(address) as channel:
-        try:
-            await greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="x"),
-                metadata=((APP_KEY, "order-web"), (TOKEN_KEY, token)),
-                timeout=5,
-            )
-        except grpc.aio.AioRpcError as error:
-            return error.code()
-    return grpc.StatusCode.OK
-
-
 async def test_a_provider_answers_malformed_tokens_with_unauthenticated() -> None:
     CountingGreeter.handled = 0
     malformed = ["", ".", "abc.def", "12.", "-5.x", "1.5.x", "99999999999999999999.x"]
     async with greeter_server(NO_REGISTRY, "TenantA", CountingGreeter, auth=AUTH) as server:
-        codes = {token: await call_with(server.address, token) for token in malformed}
+        codes = {token: await call_with_token(server.address, token) for token in malformed}
     assert codes == dict.fromkeys(malformed, grpc.StatusCode.UNAUTHENTICATED)
     assert CountingGreeter.handled == 0
 
@@ -161,7 +147,7 @@ def test_a_token_whose_time_is_not_a_plausible_number_verifies_to_false(issued: 
 async def test_a_provider_answers_a_token_with_a_400_digit_time_with_unauthenticated() -> None:
     CountingGreeter.handled = 0
     async with greeter_server(NO_REGISTRY, "TenantA", CountingGreeter, auth=AUTH) as server:
-        code = await call_with(server.address, "9" * 400 + ".x")
+        code = await call_with_token(server.address, "9" * 400 + ".x")
     assert code == grpc.StatusCode.UNAUTHENTICATED
     assert CountingGreeter.handled == 0
 

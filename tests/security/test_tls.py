@@ -12,18 +12,7 @@ from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import consumer_for, greeter_server
 from tests.security.certs import Authority
-from tests.security.servicers import CountingGreeter
-
-
-async def raw_call(channel: grpc.aio.Channel) -> grpc.StatusCode:
-    async with channel:
-        try:
-            await greeter_pb2_grpc.GreeterStub(channel).SayHello(
-                greeter_pb2.HelloRequest(name="x"), timeout=3
-            )
-        except grpc.aio.AioRpcError as error:
-            return error.code()
-    return grpc.StatusCode.OK
+from tests.security.servicers import CountingGreeter, raw_call
 
 
 async def test_only_clients_with_a_certificate_from_the_providers_ca_are_served(
