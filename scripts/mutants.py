@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import mutmut_score  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "scripts" / "mutants.toml"
 RESULTS = ROOT / "benchmarks" / "results" / "mutants.json"
@@ -214,15 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = {v: list(verdicts.values()).count(v) for v in ("killed", "survived", "stale", "error")}
     print("mutants: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
-    if (
-        not args.names and args.catalogue == CATALOGUE
-    ):  # a partial run would overwrite the record of the whole suite
+    if not args.names and args.catalogue == CATALOGUE:  # only a whole run is the record
         RESULTS.write_text(json.dumps({"counts": counts, "verdicts": verdicts}, indent=2) + "\n")
     status = 0 if counts["killed"] == len(chosen) else 1
     if args.mutmut:
-        from mutmut_score import main as mutmut_main
-
-        status = max(status, mutmut_main([]))
+        status = max(status, mutmut_score.main([]))
     return status
 
 
