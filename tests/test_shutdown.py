@@ -2,8 +2,9 @@
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from kazoo.client import KazooClient
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
+from demo.providers import Greeter
 from tests.conftest import ProviderProcess, greeter_server, wait_until
 
 StartProvider = Callable[..., Awaitable[ProviderProcess]]
@@ -72,3 +74,65 @@ async def test_a_signal_stops_a_provider_process_gracefully(
         assert (await slow).message == "hi slow"
         assert await asyncio.wait_for(provider.process.wait(), 20) == 0
     assert await asyncio.to_thread(kazoo.exists, path) is None
+
+
+def hung_greeter() -> type[Greeter]:
+    """A provider class whose every method starts (noted in `entered`) and never ends."""
+    entered: list[str] = []
+
+    async def hang(name: str) -> None:
+        entered.append(name)
+        await asyncio.Event().wait()
+
+    class Hung(Greeter):
+        async def SayHello(self, request: Any, context: Any) -> Any:
+            await hang("unary")
+
+        async def StreamHellos(self, request: Any, context: Any) -> AsyncIterator[Any]:
+            yield greeter_pb2.HelloReply(message="first")
+            await hang("server_stream")
+
+        async def CollectHellos(self, requests: AsyncIterator[Any], context: Any) -> Any:
+            _ = [request async for request in requests]
+            await hang("client_stream")
+
+        async def Chat(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+            async for request in requests:
+                yield greeter_pb2.HelloReply(message=request.name)
+                await hang("bidi")
+
+    Hung.entered = entered  # type: ignore[attr-defined]
+    return csf.provider(service="XIESR", warmup=0)(Hung)
+
+
+async def _requests() -> AsyncIterator[greeter_pb2.HelloRequest]:
+    yield greeter_pb2.HelloRequest(name="x")
+
+
+async def _call(stub: greeter_pb2_grpc.GreeterStub, kind: str) -> object:
+    request = greeter_pb2.HelloRequest(name="x")
+    if kind == "unary":
+        return await stub.SayHello(request, timeout=30)
+    if kind == "server_stream":
+        return [reply async for reply in stub.StreamHellos(request, timeout=30)]
+    if kind == "client_stream":
+        return await stub.CollectHellos(_requests(), timeout=30)
+    return [reply async for reply in stub.Chat(_requests(), timeout=30)]
+
+
+@pytest.mark.parametrize("kind", ["unary", "server_stream", "client_stream", "bidi"])
+async def test_a_call_still_running_when_the_grace_ends_fails_with_unavailable(
+    zookeeper: LocalZooKeeper, tenant: str, kind: str
+) -> None:
+    servicer = hung_greeter()
+    server = greeter_server(zookeeper.url, tenant, servicer, grace=0.5)
+    await server.start()
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        call = asyncio.ensure_future(_call(greeter_pb2_grpc.GreeterStub(channel), kind))
+        entered = servicer.entered  # type: ignore[attr-defined]
+        await wait_until(lambda: entered == [kind], 5, "the call in its handler")
+        await server.stop()
+        # Not CancelledError, not a hang: a status that consumers retry where allowed.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(call, 10)
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE

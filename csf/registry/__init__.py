@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from csf.config import StaticURL, parse_registry_url
 from csf.registry._base import (
+    LifecycleListener,
     ProviderListener,
     Registration,
     Registry,
     RuleListener,
     ServiceKey,
+    SubscribersListener,
     Subscription,
 )
 from csf.registry.instance import Instance, InstanceFormatError
@@ -18,12 +20,14 @@ from csf.registry.zookeeper import ZooKeeperRegistry
 __all__ = [
     "Instance",
     "InstanceFormatError",
+    "LifecycleListener",
     "ProviderListener",
     "Registration",
     "Registry",
     "RuleListener",
     "ServiceKey",
     "StaticRegistry",
+    "SubscribersListener",
     "Subscription",
     "ZooKeeperRegistry",
     "open_registry",

@@ -1,10 +1,11 @@
-"""What every registry offers: register an instance, and watch a service's providers."""
+"""What every registry offers: register an instance; watch a service's providers, its
+rules, its subscribers and its gRPC services' lifecycle."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from csf.registry.instance import Instance
 from csf.registry.paths import instance_path
@@ -44,13 +45,23 @@ class ProviderListener(Protocol):
 
 RuleListener = Callable[[bytes | None], None]
 """Receives a rule document's bytes (None when there is none); called on the event loop."""
+SubscribersListener = Callable[[frozenset[str]], None]
+"""Receives the names of the apps subscribed to a service; called on the event loop."""
+LifecycleListener = Callable[[str | None], None]
+"""Receives a gRPC service's lifecycle status (None when it has no descriptor); called on
+the event loop."""
 
 
 class Subscription(Protocol):
     async def cancel(self) -> None: ...
 
 
+@runtime_checkable
 class Registry(Protocol):
+    @property
+    def holds_subscriptions(self) -> bool:
+        """Whether it keeps which apps may call a service (`subscribe_subscribers`)."""
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -67,3 +78,15 @@ class Registry(Protocol):
         self, tenant: str, service: str, kind: str, listener: RuleListener
     ) -> Subscription:
         """Deliver the rule document `configs/<kind>` of a service now and on every change."""
+
+    def subscribe_subscribers(
+        self, tenant: str, service: str, listener: SubscribersListener
+    ) -> Subscription:
+        """Deliver the apps subscribed to a service now and on every change."""
+
+    def subscribe_lifecycle(
+        self, tenant: str, service: str, grpc_service: str, listener: LifecycleListener
+    ) -> Subscription:
+        """Deliver the lifecycle status of one gRPC service of a service now and on every
+        change: None while it has no descriptor; data without a known status is skipped
+        with a warning, keeping the last good status."""

@@ -6,10 +6,12 @@ import asyncio
 
 from csf.config import StaticURL
 from csf.registry._base import (
+    LifecycleListener,
     ProviderListener,
     Registration,
     RuleListener,
     ServiceKey,
+    SubscribersListener,
     Subscription,
 )
 from csf.registry.instance import Instance
@@ -25,6 +27,8 @@ class _StaticSubscription:
 
 
 class StaticRegistry:
+    holds_subscriptions = False
+
     def __init__(self, url: StaticURL) -> None:
         self._instances = tuple(Instance(host=host, port=port) for host, port in url.addresses)
 
@@ -49,3 +53,16 @@ class StaticRegistry:
     ) -> Subscription:
         """Direct connection has no rules: nothing is ever delivered."""
         return _StaticSubscription(None)
+
+    def subscribe_subscribers(
+        self, tenant: str, service: str, listener: SubscribersListener
+    ) -> Subscription:
+        """Direct connection keeps no subscriptions: nothing is ever delivered."""
+        return _StaticSubscription(None)
+
+    def subscribe_lifecycle(
+        self, tenant: str, service: str, grpc_service: str, listener: LifecycleListener
+    ) -> Subscription:
+        """Direct connection has no descriptors: None, once."""
+        handle = asyncio.get_running_loop().call_soon(listener, None)
+        return _StaticSubscription(handle)

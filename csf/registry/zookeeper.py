@@ -35,14 +35,17 @@ from kazoo.retry import KazooRetry
 from csf._exceptions import RegistryError
 from csf.config import ZooKeeperURL
 from csf.registry._base import (
+    LifecycleListener,
     ProviderListener,
     Registration,
     RuleListener,
     ServiceKey,
+    SubscribersListener,
     Subscription,
 )
 from csf.registry.access import ensure_shared_parents_async, kazoo_client, tenant_acl
 from csf.registry.instance import Instance, InstanceFormatError
+from csf.registry.lifecycle import LifecycleFormatError, descriptor_path, parse_status
 from csf.registry.paths import cluster_path, rule_path, subscriptions_path
 
 logger = logging.getLogger("csf.registry")
@@ -60,6 +63,8 @@ def _backoff(failures: int) -> float:
 
 
 class ZooKeeperRegistry:
+    holds_subscriptions = True
+
     def __init__(self, url: ZooKeeperURL, *, startup_wait: float = 0.5) -> None:
         self.url = url
         self._startup_wait = startup_wait
@@ -227,10 +232,20 @@ class ZooKeeperRegistry:
         return watch
 
     def subscribe_subscribers(
-        self, tenant: str, service: str, listener: Callable[[frozenset[str]], None]
+        self, tenant: str, service: str, listener: SubscribersListener
     ) -> Subscription:
         """Deliver the apps subscribed to a service now and on every change."""
         watch = _ChildrenWatch(self, subscriptions_path(tenant, service), listener)
+        self._watches.add(watch)
+        return watch
+
+    def subscribe_lifecycle(
+        self, tenant: str, service: str, grpc_service: str, listener: LifecycleListener
+    ) -> Subscription:
+        """Deliver a gRPC service's lifecycle status now and on every change (None while
+        it has no descriptor); unreadable data keeps the last good status."""
+        path = descriptor_path(tenant, service, grpc_service)
+        watch = _LifecycleWatch(self, path, listener)
         self._watches.add(watch)
         return watch
 
@@ -315,6 +330,25 @@ class _RuleWatch(_Watch):
         self._listener(None if found is None else bytes(found[0]))
 
 
+class _LifecycleWatch(_RuleWatch):
+    """Delivers the status in one descriptor node, or None while it does not exist."""
+
+    def __init__(self, registry: ZooKeeperRegistry, path: str, listener: LifecycleListener):
+        self._deliver_status = listener
+        super().__init__(registry, path, self._on_data)
+
+    def _on_data(self, data: bytes | None) -> None:
+        if data is None:
+            self._deliver_status(None)
+            return
+        try:
+            status = parse_status(data)
+        except LifecycleFormatError as exc:
+            logger.warning("descriptor at %s ignored (%s); last good status kept", self._path, exc)
+            return
+        self._deliver_status(status)
+
+
 class _ChildrenWatch(_Watch):
     """Delivers the child names of one node (none while it does not exist)."""
 
@@ -322,7 +356,7 @@ class _ChildrenWatch(_Watch):
         self,
         registry: ZooKeeperRegistry,
         path: str,
-        listener: Callable[[frozenset[str]], None],
+        listener: SubscribersListener,
     ) -> None:
         self._path = path
         self._listener = listener

@@ -1,0 +1,121 @@
+"""The provider guard chain: a named order of guard factories, built once per method.
+
+`DEFAULT_PROVIDER_CHAIN` lists guard names outermost first. A server can pass its own
+order (`chain=`) and its own factories by name (`guards=`), replacing a built-in one or
+adding a new one; each factory is called once per served method, when the server
+starts, with that method's `GuardContext`, and returns the Guard to run around its
+handler, or None to leave that method without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from csf._exceptions import ConfigError
+from csf._handlers import Guard
+from csf.auth import AuthGuard, CallerAuth, Subscribers
+from csf.observability import Telemetry
+from csf.observability.metrics import ServerMetricsGuard
+from csf.observability.tracing import ServerTracingGuard
+from csf.provider import ProviderSpec
+from csf.resilience.concurrency import ExecutesGuard
+from csf.resilience.ratelimit import RateLimitGuard
+from csf.rule_set import ServiceRules
+
+
+@dataclass(frozen=True, slots=True)
+class GuardContext:
+    """What a guard factory knows about the one served method it builds a guard for."""
+
+    tenant: str
+    service: str
+    method: str
+    """The gRPC method path, '/package.Service/Method'."""
+    spec: ProviderSpec
+    """What `@csf.provider` declared on the servicer class."""
+    rules: ServiceRules
+    """The service's provider-side rules (concurrency, ratelimit), watched while serving."""
+    telemetry: Telemetry
+    auth: CallerAuth | None
+    subscribers: Callable[[], Subscribers]
+    """The apps subscribed to the service: one shared view, watched from the first call."""
+
+    @property
+    def method_name(self) -> str:
+        return self.method.rsplit("/", 1)[-1]
+
+
+GuardFactory = Callable[[GuardContext], Guard | None]
+
+
+def _tracing(ctx: GuardContext) -> Guard | None:
+    tracer = ctx.telemetry.tracer
+    return ServerTracingGuard(tracer, ctx.method, ctx.service) if tracer is not None else None
+
+
+def _auth(ctx: GuardContext) -> Guard | None:
+    if ctx.auth is None:
+        return None
+    subscribers = ctx.subscribers() if ctx.auth.require_subscription else None
+    return AuthGuard(ctx.auth, ctx.tenant, ctx.service, subscribers)
+
+
+def _metrics(ctx: GuardContext) -> Guard | None:
+    instruments = ctx.telemetry.instruments
+    if instruments is None:
+        return None
+    return ServerMetricsGuard(instruments, ctx.method, ctx.service)
+
+
+def _concurrency(ctx: GuardContext) -> Guard:
+    return ExecutesGuard(ctx.method, ctx.spec.executes, ctx.rules)
+
+
+def _rate_limit(ctx: GuardContext) -> Guard:
+    return RateLimitGuard(ctx.method, ctx.rules)
+
+
+# Tracing sees every call; auth refuses a stranger before metrics count it or a limit
+# spends a permit on it. With tracing, metrics or auth off, their guard is left out.
+DEFAULT_PROVIDER_CHAIN: tuple[str, ...] = (
+    "tracing",
+    "auth",
+    "metrics",
+    "concurrency",
+    "rate_limit",
+)
+BUILTIN_PROVIDER_GUARDS: Mapping[str, GuardFactory] = {
+    "tracing": _tracing,
+    "auth": _auth,
+    "metrics": _metrics,
+    "concurrency": _concurrency,
+    "rate_limit": _rate_limit,
+}
+
+
+def resolve_guards(
+    chain: Sequence[str], guards: Mapping[str, GuardFactory] | None
+) -> tuple[GuardFactory, ...]:
+    """The factories for `chain`, user-given ones first; ConfigError for an unknown or
+    repeated name."""
+    if guards is not None and not (
+        isinstance(guards, Mapping)
+        and all(isinstance(name, str) and callable(f) for name, f in guards.items())
+    ):
+        raise ConfigError(f"guards: expected a mapping of names to factories, got {guards!r}")
+    known = {**BUILTIN_PROVIDER_GUARDS, **(guards or {})}
+    if isinstance(chain, str) or not all(isinstance(name, str) for name in chain):
+        raise ConfigError(f"chain: expected a sequence of guard names, got {chain!r}")
+    repeated = sorted({name for name in chain if list(chain).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"chain: guard {repeated[0]!r} appears twice in {list(chain)}")
+    unknown = [name for name in chain if name not in known]
+    if unknown:
+        raise ConfigError(f"chain: unknown guard {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return tuple(known[name] for name in chain)
+
+
+def build_guards(ctx: GuardContext, factories: Sequence[GuardFactory]) -> list[Guard]:
+    guards = (factory(ctx) for factory in factories)
+    return [guard for guard in guards if guard is not None]
