@@ -53,7 +53,7 @@ def _rebuild_us(factory: Any, endpoints: list[Endpoint], repeats: int) -> float:
     """A rebuild after one provider joined (the usual change): rings are edited, not redone."""
     total = 0
     for _ in range(repeats):
-        Ring.of(frozenset(endpoint.address for endpoint in endpoints[1:]))
+        Ring.of({endpoint.address: endpoint.weight for endpoint in endpoints[1:]})
         start = time.perf_counter_ns()
         factory(endpoints)
         total += time.perf_counter_ns() - start

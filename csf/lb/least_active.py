@@ -1,8 +1,8 @@
 """least_active: the endpoint with the fewest calls in flight; ties by weighted random.
 
 Endpoints are kept in buckets by in-flight count, moved as calls begin and end (the
-endpoints tell the picker), so a pick reads the lowest bucket instead of scanning all.
-Within it, weighted random by rejection sampling is O(1) expected.
+endpoints tell the picker until it is closed), so a pick reads the lowest bucket instead
+of scanning all. Within it, weighted random by rejection sampling is O(1) expected.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 from csf._invocation import Invocation
 from csf.endpoint import Endpoint
-from csf.lb._picker import SnapshotPicker, weighted_choice
+from csf.lb._picker import LoadWatchingPicker, weighted_choice
 
 name = "least_active"
 _SAMPLES = 8
 
 
-class LeastActivePicker(SnapshotPicker):
+class LeastActivePicker(LoadWatchingPicker):
     __slots__ = ("_buckets", "_least", "_max_weight", "_position", "_slot")
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
@@ -30,8 +30,8 @@ class LeastActivePicker(SnapshotPicker):
         self._position = [0] * len(self.endpoints)
         for slot, endpoint in enumerate(self.endpoints):
             self._place(slot, endpoint.active)
-            endpoint.watchers.append(self._moved)
         self._least = min((e.active for e in self.endpoints), default=0)
+        self.watch()
 
     def _place(self, slot: int, active: int) -> None:
         bucket = self._buckets[active]

@@ -19,10 +19,8 @@ class WeightedRandomPicker(SnapshotPicker):
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         super().__init__(endpoints)
-        self._cumulative = list(accumulate(max(0, e.weight) for e in self.endpoints))
+        self._cumulative = list(accumulate(self.weights))
         self._total = self._cumulative[-1] if self._cumulative else 0
 
     def choose(self, inv: Invocation) -> Endpoint:
-        if self._total <= 0:
-            return self.endpoints[int(random.random() * len(self.endpoints))]
         return self.endpoints[bisect_right(self._cumulative, random.random() * self._total)]

@@ -24,20 +24,17 @@ class WeightedRoundRobinPicker(SnapshotPicker):
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         super().__init__(endpoints)
-        self._periods = [1.0 / e.weight if e.weight > 0 else 0.0 for e in self.endpoints]
+        self._periods = [1.0 / weight for weight in self.weights]
         count = len(self._periods)
         # A random rotation of the stagger keeps consumers from starting in lockstep.
         rotation = random.randrange(count) if count else 0
         self._due = [
             ((((index + rotation) % count) + 0.5) / count * period, index)
             for index, period in enumerate(self._periods)
-            if period
         ]
         heapq.heapify(self._due)
 
     def choose(self, inv: Invocation) -> Endpoint:
-        if not self._due:  # every weight is zero
-            return self.endpoints[int(random.random() * len(self.endpoints))]
         due, index = self._due[0]
         heapq.heapreplace(self._due, (due + self._periods[index], index))
         return self.endpoints[index]

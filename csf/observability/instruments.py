@@ -10,9 +10,21 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 Gauge = Callable[[], Iterable[tuple[float, dict[str, Any]]]]
+
+# Call durations in seconds, 0.5 ms to 30 s: the SDK's default buckets (0 to 10,000)
+# assume milliseconds and would put nearly every RPC in the first one or two.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+
+def _duration(meter: Meter, name: str, description: str) -> Histogram:
+    return meter.create_histogram(
+        name, "s", description, explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+    )
 
 
 _shared: weakref.WeakKeyDictionary[Meter, Instruments] = weakref.WeakKeyDictionary()
@@ -31,8 +43,8 @@ class Instruments:
         self.client_calls = meter.create_counter(
             "csf.client.calls", "{call}", "Calls finished, by status code"
         )
-        self.client_duration = meter.create_histogram(
-            "csf.client.duration", "s", "Duration of calls, retries and fallbacks included"
+        self.client_duration = _duration(
+            meter, "csf.client.duration", "Duration of calls, retries and fallbacks included"
         )
         self.client_active = meter.create_up_down_counter(
             "csf.client.active_calls", "{call}", "Calls in flight"
@@ -47,9 +59,7 @@ class Instruments:
         self.server_calls = meter.create_counter(
             "csf.server.calls", "{call}", "Calls handled, by status code"
         )
-        self.server_duration = meter.create_histogram(
-            "csf.server.duration", "s", "Duration of handled calls"
-        )
+        self.server_duration = _duration(meter, "csf.server.duration", "Duration of handled calls")
         self.server_active = meter.create_up_down_counter(
             "csf.server.active_calls", "{call}", "Handlers running"
         )

@@ -61,28 +61,38 @@ def test_bounded_load_keeps_every_node_under_its_bound_for_a_hot_key() -> None:
 ADDRESSES = [f"10.0.1.{index}:50051" for index in range(9)]
 
 
+def _equal(addresses: list[str]) -> dict[str, int]:
+    return dict.fromkeys(addresses, 100)
+
+
 def test_a_ring_is_reused_while_the_providers_stay_the_same() -> None:
-    assert Ring.of(frozenset(ADDRESSES)) is Ring.of(frozenset(ADDRESSES))
+    assert Ring.of(_equal(ADDRESSES)) is Ring.of(_equal(ADDRESSES))
 
 
 def test_a_ring_edited_from_the_last_one_is_the_ring_built_afresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def afresh(addresses: list[str]) -> Ring:
+    def afresh(weights: dict[str, int]) -> Ring:
         monkeypatch.setattr(Ring, "last", None)
-        return Ring.of(frozenset(addresses))
+        return Ring.of(weights)
 
-    eight, nine = afresh(ADDRESSES[:8]), afresh(ADDRESSES)
+    eight, nine = afresh(_equal(ADDRESSES[:8])), afresh(_equal(ADDRESSES))
     monkeypatch.setattr(Ring, "last", eight)
-    added = Ring.of(frozenset(ADDRESSES))  # one node of nine changed: edited
+    added = Ring.of(_equal(ADDRESSES))  # one node of nine changed: edited
     assert (added.points, added.owners) == (nine.points, nine.owners)
-    removed = Ring.of(frozenset(ADDRESSES[:8]))  # edited back
+    removed = Ring.of(_equal(ADDRESSES[:8]))  # edited back
     assert (removed.points, removed.owners) == (eight.points, eight.owners)
     assert len(nine.points) == 9 * 160, "160 virtual nodes each"
+    reweighted = {**_equal(ADDRESSES), ADDRESSES[0]: 25}
+    fresh = afresh(reweighted)
+    monkeypatch.setattr(Ring, "last", nine)
+    edited = Ring.of(reweighted)  # one node's weight changed: edited
+    assert (edited.points, edited.owners) == (fresh.points, fresh.owners)
+    assert len(fresh.points) == 8 * 160 + 40, "virtual nodes in proportion to weight"
 
 
 def test_a_walk_meets_every_owner_once_starting_with_the_keys_own() -> None:
-    ring = Ring.of(frozenset(ADDRESSES))
+    ring = Ring.of(_equal(ADDRESSES))
     for key in KEYS[:100]:
         walk = list(ring.walk(key))
         assert sorted(walk) == sorted(ADDRESSES)
