@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from csf._chain import DEFAULT_CONSUMER_CHAIN, FilterFactory, MethodContext
+from csf._chain import DEFAULT_CONSUMER_CHAIN, FilterFactory
 from csf._exceptions import (
     CircuitOpenError,
     ConcurrencyLimitError,
     ConfigError,
     CsfError,
+    DegradedError,
     InvocationError,
     NoProviderError,
     RateLimitedError,
     RegistryError,
 )
-from csf._invocation import Filter, Invocation, Invoker, compose
+from csf._guards import DEFAULT_PROVIDER_CHAIN, GuardContext, GuardFactory
+from csf._handlers import Guard
+from csf._invocation import Filter, Invocation, Invoker, MethodContext, compose
 from csf.auth import CallerAuth
 from csf.channel import GovernedChannel
-from csf.config import MethodConfig
+from csf.config import EMPTY_REPLY, MethodConfig
 from csf.consumer import Consumer
 from csf.observability import Observability
-from csf.provider import Server, provider
+from csf.provider import provider
+from csf.server import Server
 from csf.tls import TLSConfig
 
 __all__ = [
@@ -30,9 +34,15 @@ __all__ = [
     "Consumer",
     "CsfError",
     "DEFAULT_CONSUMER_CHAIN",
+    "DEFAULT_PROVIDER_CHAIN",
+    "DegradedError",
+    "EMPTY_REPLY",
     "Filter",
     "FilterFactory",
     "GovernedChannel",
+    "Guard",
+    "GuardContext",
+    "GuardFactory",
     "Invocation",
     "InvocationError",
     "Invoker",

@@ -4,83 +4,49 @@
 order (`chain=`) and its own factories by name (`filters=`), replacing a built-in one or
 adding a new one; each factory is called once per stub method with that method's
 `MethodContext` and returns the Filter to use, or None to leave that method without it.
+`ctx.streaming` tells a factory it builds for a stream: there `next` opens the stream and
+returns the provider call, and `inv.on_end(hook)` hears how the stream ended. Built-in
+filters left out of streams: retry and attempt_tracing; fallback only refuses degraded ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from csf._exceptions import ConfigError
-from csf._invocation import Filter
-from csf.auth import CallerToken
-from csf.config import Fallback, HashKey, MethodSettings
-from csf.directory import Directory, Selector
-from csf.lb import BalancerFactory, LoadBalanceFilter
-from csf.observability import Telemetry
+from csf._invocation import Filter, MethodContext
+from csf.lb import LoadBalanceFilter
 from csf.observability.metrics import ClientMetricsFilter
-from csf.observability.tracing import AttemptTracingFilter, ClientTracingFilter
+from csf.observability.tracing import (
+    AttemptTracingFilter,
+    ClientTracingFilter,
+    StreamTracingFilter,
+)
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.concurrency import ConcurrencyFilter
-from csf.resilience.fallback import FallbackFilter
+from csf.resilience.fallback import fallback_filter
 from csf.resilience.ratelimit import RateLimitFilter
-from csf.resilience.retry import RetryFilter
+from csf.resilience.retry import retry_filter
 from csf.router import RouterFilter
-from csf.rule_set import ServiceRules
-
-
-@dataclass(frozen=True, slots=True)
-class MethodContext:
-    """What a filter factory knows about the one method it builds a filter for."""
-
-    service: str
-    method: str
-    """The gRPC method path, '/package.Service/Method'."""
-    config: MethodSettings
-    directory: Directory
-    rules: ServiceRules
-    balancer: BalancerFactory
-    fallback: Fallback | None
-    hash_key: HashKey | None
-    telemetry: Telemetry
-    empty_response: Callable[[], Any] | None = None
-    """The method's response message with no fields set (unary methods only)."""
-    caller: CallerToken | None = None
-    """The consumer app's name and token, sent with every call."""
-
-    def metadata(self, given: Any) -> Any:
-        """The call's metadata: the caller's, then what the call was given."""
-        if self.caller is None:
-            return given
-        own = self.caller.metadata()
-        return own if not given else (*own, *given)
-
-    @property
-    def method_name(self) -> str:
-        return self.method.rsplit("/", 1)[-1]
-
-    @property
-    def selector(self) -> Selector:
-        """The providers the stub itself admits (its group, version and tags)."""
-        return Selector.of(self.config.group, self.config.version, self.config.tags)
-
 
 FilterFactory = Callable[[MethodContext], Filter | None]
 
 
 def _load_balance(ctx: MethodContext) -> Filter:
-    return LoadBalanceFilter(ctx.directory, ctx.directory.pool(ctx.balancer, ctx.selector))
+    ref = ctx.directory.pool(ctx.balancer, ctx.selector)
+    return LoadBalanceFilter(ctx.directory, ref, ctx.lifecycle)
 
 
 def _tracing(ctx: MethodContext) -> Filter | None:
     tracer = ctx.telemetry.tracer
-    return ClientTracingFilter(ctx, tracer) if tracer is not None else None
+    if tracer is None:
+        return None
+    return StreamTracingFilter(ctx, tracer) if ctx.streaming else ClientTracingFilter(ctx, tracer)
 
 
 def _attempt_tracing(ctx: MethodContext) -> Filter | None:
-    tracer = ctx.telemetry.tracer
-    return AttemptTracingFilter(ctx, tracer) if tracer is not None else None
+    tracer = ctx.telemetry.tracer  # a stream's own span carries its provider
+    return AttemptTracingFilter(ctx, tracer) if tracer and not ctx.streaming else None
 
 
 def _metrics(ctx: MethodContext) -> Filter | None:
@@ -105,9 +71,9 @@ BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
     "tracing": _tracing,
     "metrics": _metrics,
     "attempt_tracing": _attempt_tracing,
-    "fallback": FallbackFilter,
+    "fallback": fallback_filter,
     "breaker": BreakerFilter,
-    "retry": RetryFilter,
+    "retry": retry_filter,
     "rate_limit": RateLimitFilter,
     "concurrency": ConcurrencyFilter,
     "router": RouterFilter,

@@ -6,6 +6,7 @@ CsfError
 └── InvocationError             also grpc.aio.AioRpcError, so `except grpc.RpcError` works
     ├── NoProviderError         UNAVAILABLE: no provider to send the call to
     ├── CircuitOpenError        UNAVAILABLE: the circuit breaker is open
+    │   └── DegradedError       UNAVAILABLE: a `degrade` rule holds and there is no fallback
     ├── RateLimitedError        RESOURCE_EXHAUSTED: a token bucket rejected the call
     └── ConcurrencyLimitError   RESOURCE_EXHAUSTED: too many calls in flight
 """
@@ -44,9 +45,13 @@ class NoProviderError(InvocationError):
 
 
 class CircuitOpenError(InvocationError):
-    """UNAVAILABLE: the method's circuit breaker is open (or a `degrade` rule holds)."""
+    """UNAVAILABLE: the method's circuit breaker is open."""
 
     code_for_class = grpc.StatusCode.UNAVAILABLE
+
+
+class DegradedError(CircuitOpenError):
+    """UNAVAILABLE: a `degrade` rule covers the method and it has no fallback."""
 
 
 class RateLimitedError(InvocationError):

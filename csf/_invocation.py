@@ -1,22 +1,39 @@
-"""One call as it passes through the consumer filter chain, and how chains are built.
+"""The contract of the consumer core: one call, the filters it passes, what they may use.
 
-An `Invoker` is `async (Invocation) -> response`; a `Filter` is
-`async (Invocation, next) -> response`. `compose` folds filters around a terminal
-invoker once per method, so a call pays for no assembly.
+An `Invoker` is `async (Invocation) -> result`; a `Filter` is `async (Invocation, next)
+-> result`. `compose` folds filters around a terminal invoker once per method, so a call
+pays for no assembly. A unary call's result is the response; a stream's is the open
+provider call, and a filter that must know how a stream ended hands `inv.on_end` a hook.
+
+This module imports no filter: filters, the directory and the chain table import it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from csf.directory import PickerRef
-    from csf.endpoint import Endpoint
+import grpc
+
+from csf.auth import CallerToken
+from csf.config import Fallback, HashKey, MethodSettings
+from csf.endpoint import Endpoint
+from csf.observability import Telemetry
+from csf.registry.instance import Instance
+
+logger = logging.getLogger("csf.chain")
 
 Metadata = Sequence[tuple[str, str | bytes]]
 Invoker = Callable[["Invocation"], Awaitable[Any]]
+EndHook = Callable[[grpc.StatusCode], None]
+"""Told the status a call ended with."""
+Clock = Callable[[], float]
+
+STREAM_KINDS = frozenset({"unary_stream", "stream_unary", "stream_stream"})
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +45,7 @@ class Invocation:
     method: str
     """The gRPC method path, e.g. '/demo.Greeter/SayHello'."""
     request: Any
+    """The request (a request iterator or None for client streams)."""
     metadata: Metadata | None
     deadline: float
     """time.monotonic() at which the call must be over."""
@@ -44,15 +62,39 @@ class Invocation:
     wait_for_ready: bool | None = None
     call: Any = None
     """The provider call of the current attempt, for its metadata and status."""
+    call_waiter: asyncio.Future[None] | None = None
+    """Set when `call` is; made only when someone waits for it."""
     fallback_used: bool = False
     failure: BaseException | None = None
     """The error a fallback answered for."""
     breaker_state: str | None = None
+    end_hooks: list[EndHook] | None = None
+    """A stream's hooks, run when it ends; None for a unary call."""
+
+    @property
+    def streaming(self) -> bool:
+        return self.end_hooks is not None
+
+    def on_end(self, hook: EndHook) -> None:
+        """Run `hook(code)` when the call is over: at once for a unary call whose `next`
+        returned (it ended OK), when the stream ends for a stream."""
+        if self.end_hooks is None:
+            hook(grpc.StatusCode.OK)
+        else:
+            self.end_hooks.append(hook)
+
+    def ended(self, code: grpc.StatusCode) -> None:
+        """The stream ended with `code`: run its hooks, innermost filter's first."""
+        for hook in self.end_hooks or ():
+            try:
+                hook(code)
+            except Exception:  # one filter's bookkeeping must not skip the others'
+                logger.exception("%s: a stream end hook failed", self.method)
 
 
 class Filter(Protocol):
     """One step of the consumer chain: work around `await next(inv)`, or answer without
-    calling it. Built once per method by a FilterFactory (see DEFAULT_CONSUMER_CHAIN)."""
+    calling it. Built once per method by a FilterFactory (see csf._chain)."""
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any: ...
 
@@ -76,3 +118,195 @@ def compose(filters: Sequence[Filter], terminal: Invoker) -> Invoker:
     for filter_ in reversed(filters):
         invoker = _Link(filter_, invoker)
     return invoker
+
+
+# -- what filters choose providers with ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which providers a pool admits: a group, a version and tags they must carry."""
+
+    group: str | None = None
+    version: str | None = None
+    tags: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, group: str | None, version: str | None, tags: Mapping[str, str] | None) -> Selector:
+        return cls(group, version, frozenset((tags or {}).items()))
+
+    def matches(self, instance: Instance) -> bool:
+        return (
+            (self.group is None or instance.group == self.group)
+            and (self.version is None or instance.version == self.version)
+            and all(instance.tags.get(key) == value for key, value in self.tags)
+        )
+
+    def __str__(self) -> str:
+        parts = [f"group={self.group!r}"] if self.group is not None else []
+        if self.version is not None:
+            parts.append(f"version={self.version!r}")
+        parts.extend(f"tag {key}={value!r}" for key, value in sorted(self.tags))
+        return ", ".join(parts) or "any provider"
+
+
+ANY_PROVIDER = Selector()
+
+
+class Picker(Protocol):
+    """Chooses the endpoint for one attempt; built once per snapshot, read on every call.
+    The balancers (csf.lb) are its implementations."""
+
+    endpoints: tuple[Endpoint, ...]
+    """The endpoints it chooses among: those of weight above 0, else all of them."""
+
+    def pick(self, inv: Invocation) -> Endpoint | None:
+        """An endpoint, preferring usable ones not in `inv.tried`; None only if none exist."""
+
+    def close(self) -> None:
+        """Stop watching the endpoints (the directory replaced this picker)."""
+
+
+BalancerFactory = Callable[[Sequence[Endpoint]], Picker]
+
+
+class PickerRef:
+    """The current picker of one pool (balancer and selector); swapped whole on change."""
+
+    __slots__ = ("picker", "selector")
+
+    def __init__(self, selector: Selector = ANY_PROVIDER) -> None:
+        self.selector = selector
+        self.picker: Picker | None = None
+
+
+class ProviderPools(Protocol):
+    """The live providers of one service cluster (csf.directory.Directory)."""
+
+    @property
+    def key(self) -> Any: ...
+
+    def pool(self, factory: BalancerFactory, selector: Selector = ANY_PROVIDER) -> PickerRef:
+        """The picker over the providers `selector` admits, kept current from now on."""
+
+    async def pick(self, ref: PickerRef, inv: Invocation) -> Endpoint:
+        """An endpoint of `ref`, waiting for the first listing; NoProviderError saying why not."""
+
+
+# -- the rules and the state filters read --------------------------------------------
+
+RuleT = TypeVar("RuleT")
+
+
+class LiveRules(Protocol):
+    """The live governance rules of one service (csf.rule_set.ServiceRules)."""
+
+    def get(self, kind: type[RuleT]) -> RuleT | None: ...
+
+    def method_rule(self, kind: type[RuleT], method: str) -> RuleT | None: ...
+
+    def version(self, kind: str) -> int:
+        """How many times rule `kind` changed: a cheap test of whether to rebuild."""
+
+    def on_change(self, kind: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` on every change of `kind`; returns what stops that."""
+
+
+StateT = TypeVar("StateT")
+
+
+class MethodState:
+    """The governance state of one (service, cluster, method) in one Consumer.
+
+    Breakers, token buckets, semaphores and retry budgets live here, made on first use
+    by `of(kind)` and shared by every stub of the method; filters are thin views of it.
+    Rule listeners the state registers with `watch` are removed by `close`.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        rules: LiveRules,
+        telemetry: Telemetry,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.method_name = method.rsplit("/", 1)[-1]
+        self.rules = rules
+        self.telemetry = telemetry
+        self.clock = clock
+        self._parts: dict[Callable[[MethodState], Any], Any] = {}
+        self._unwatch: list[Callable[[], None]] = []
+
+    def of(self, kind: Callable[[MethodState], StateT]) -> StateT:
+        """The method's one `kind(self)`, made on first use."""
+        found: StateT | None = self._parts.get(kind)
+        if found is None:
+            found = self._parts[kind] = kind(self)
+        return found
+
+    def watch(self, kind: str, listener: Callable[[], None]) -> None:
+        """Call `listener` on every change of rule `kind` until this state is closed."""
+        self._unwatch.append(self.rules.on_change(kind, listener))
+
+    def close(self) -> None:
+        for unwatch in self._unwatch:
+            unwatch()
+        self._unwatch.clear()
+
+
+class LifecycleGate(Protocol):
+    """Whether the method's gRPC service takes calls now (csf.lifecycle)."""
+
+    serving: bool
+
+    @property
+    def refusal(self) -> str:
+        """Why it takes none."""
+
+
+@dataclass(frozen=True, slots=True)
+class MethodContext:
+    """What a filter factory knows about the one method it builds a filter for."""
+
+    service: str
+    method: str
+    """The gRPC method path, '/package.Service/Method'."""
+    kind: str
+    """The call kind: 'unary_unary', 'unary_stream', 'stream_unary' or 'stream_stream'."""
+    config: MethodSettings
+    directory: ProviderPools
+    rules: LiveRules
+    state: MethodState
+    balancer: BalancerFactory
+    fallback: Fallback | None
+    hash_key: HashKey | None
+    telemetry: Telemetry
+    empty_response: Callable[[], Any] | None = None
+    """The method's response message with no fields set (unary methods only)."""
+    caller: CallerToken | None = None
+    """The consumer app's name and token, sent with every call."""
+    lifecycle: LifecycleGate | None = None
+    """The lifecycle of the method's gRPC service; None: always serving."""
+
+    def metadata(self, given: Any) -> Any:
+        """The call's metadata: the caller's, then what the call was given."""
+        if self.caller is None:
+            return given
+        own = self.caller.metadata()
+        return own if not given else (*own, *given)
+
+    @property
+    def streaming(self) -> bool:
+        return self.kind in STREAM_KINDS
+
+    @property
+    def method_name(self) -> str:
+        return self.method.rsplit("/", 1)[-1]
+
+    @property
+    def selector(self) -> Selector:
+        """The providers the stub itself admits (its group, version and tags)."""
+        return Selector.of(self.config.group, self.config.version, self.config.tags)

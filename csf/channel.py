@@ -1,11 +1,11 @@
 """GovernedChannel: a `grpc.aio.Channel` whose calls go to providers CSF chooses.
 
 The generated stub asks the channel once per method for a multicallable; that is when
-CSF resolves the method's settings and composes its filter chain. A unary call runs
-the chain (ending in the chosen endpoint's own channel) in a task behind a call object
-with the `grpc.aio.UnaryUnaryCall` interface. A streaming call picks its provider with
-the same balancer and records its outcome on that endpoint; its call object forwards to
-the provider's call once it is open.
+CSF resolves the method's settings and composes its filter chain, for every call kind.
+A call runs its chain in a task behind a call object with grpc.aio's interface: a unary
+chain ends in the chosen endpoint's unary call and returns the response; a stream's
+chain ends by opening the stream there and returns that call, which the call object
+then forwards to, and whose end runs the filters' end hooks.
 """
 
 from __future__ import annotations
@@ -20,24 +20,33 @@ from typing import Any, TypeVar, cast
 import grpc
 from grpc.aio import Metadata
 
-from csf._chain import FilterFactory, MethodContext, build_filters
+from csf._chain import FilterFactory, build_filters
 from csf._exceptions import ConfigError
-from csf._invocation import Invocation, Invoker, compose
+from csf._invocation import (
+    STREAM_KINDS,
+    Invocation,
+    Invoker,
+    LifecycleGate,
+    MethodContext,
+    MethodState,
+    compose,
+)
 from csf.auth import CallerToken
 from csf.config import StubConfig
 from csf.directory import Directory
-from csf.endpoint import Deserializer, Endpoint, Serializer
+from csf.endpoint import Deserializer, Serializer
 from csf.lb import balancer
 from csf.observability import OFF, Telemetry
 from csf.resilience.classify import status_of
 from csf.resilience.deadline import deadline_after
-from csf.rule_set import ServiceRules
 from csf.rules import TimeoutRule
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 # How often GovernedChannel.wait_for_state_change looks again at a changed provider set.
 STATE_RECHECK = 0.5
+# grpc.aio's details of a call cancelled on the caller's side.
+CANCELLED_DETAILS = "Locally cancelled by application!"
 
 
 def _deadline_exceeded() -> grpc.aio.AioRpcError:
@@ -53,39 +62,86 @@ def _check_call_options(credentials: object, compression: object) -> None:
         raise ConfigError("compression: per-call compression is not supported by CSF stubs")
 
 
-class _UnaryTerminal:
-    """The end of a unary chain: the call on the chosen endpoint's own channel."""
+class TimeoutState:
+    """The `timeout` rule's value for one method (None: no rule), kept current."""
 
-    __slots__ = ("_deserializer", "_method", "_serializer")
+    __slots__ = ("_state", "seconds")
 
-    def __init__(self, method: str, serializer: Serializer, deserializer: Deserializer) -> None:
+    def __init__(self, state: MethodState) -> None:
+        self._state = state
+        self._reload()
+        state.watch(TimeoutRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._state.rules.method_rule(TimeoutRule, self._state.method_name)
+        self.seconds = rule.timeout_ms / 1000 if rule and rule.timeout_ms is not None else None
+
+
+class _Terminal:
+    """The end of a chain: the call on the chosen endpoint's own channel. A unary
+    terminal returns the response; a stream's returns the open call, and runs the
+    invocation's end hooks when the stream is over."""
+
+    __slots__ = ("_deserializer", "_kind", "_method", "_serializer")
+
+    def __init__(
+        self, kind: str, method: str, serializer: Serializer, deserializer: Deserializer
+    ) -> None:
+        self._kind = kind
         self._method = method
         self._serializer = serializer
         self._deserializer = deserializer
 
-    def __call__(self, inv: Invocation) -> grpc.aio.UnaryUnaryCall[Any, Any]:
+    def __call__(self, inv: Invocation) -> Any:
         remaining = (inv.attempt_deadline or inv.deadline) - time.monotonic()
         if remaining <= 0:
             raise _deadline_exceeded()
         assert inv.endpoint is not None, "load_balance must run before the endpoint"
         multicallable = inv.endpoint.callable(
-            "unary_unary", self._method, self._serializer, self._deserializer
+            self._kind, self._method, self._serializer, self._deserializer
         )
-        call: grpc.aio.UnaryUnaryCall[Any, Any] = multicallable(
+        call = multicallable(
             inv.request,
             timeout=remaining,
             metadata=inv.metadata,
             wait_for_ready=inv.wait_for_ready,
         )
         inv.call = call
+        if inv.call_waiter is not None and not inv.call_waiter.done():
+            inv.call_waiter.set_result(None)
+        if inv.streaming:
+            call.add_done_callback(lambda finished: _report_end(inv, finished))
+            return _opened(call)
         return call
 
 
+async def _opened(call: Any) -> Any:
+    return call
+
+
+# Stream end reports in flight, held so they are not collected mid-run.
+_reports: set[asyncio.Task[None]] = set()
+
+
+def _report_end(inv: Invocation, call: Any) -> None:
+    async def report() -> None:
+        inv.ended(await call.code())
+
+    # A finished call knows its code at once, but tells it only through a coroutine.
+    task = asyncio.get_running_loop().create_task(report())
+    _reports.add(task)
+    task.add_done_callback(_reports.discard)
+
+
 class _TaskCall:
-    """The RpcContext and Call parts of a call object whose work runs in `self._task`."""
+    """The RpcContext and Call parts of a call object whose chain runs in `self._task`."""
 
     _task: asyncio.Task[Any]
     _inv: Invocation
+
+    def __init__(self, invoker: Invoker, inv: Invocation) -> None:
+        self._inv = inv
+        self._task = asyncio.ensure_future(invoker(inv))
 
     def cancelled(self) -> bool:
         return self._task.cancelled()
@@ -108,6 +164,15 @@ class _TaskCall:
             return asyncio.CancelledError()
         return self._task.exception()
 
+    async def _provider_call(self) -> Any:
+        """The provider call of the current attempt once there is one; None if the chain
+        ended without one."""
+        inv = self._inv
+        if inv.call is None and not self._task.done():
+            inv.call_waiter = asyncio.get_running_loop().create_future()
+            await asyncio.wait([inv.call_waiter, self._task], return_when=asyncio.FIRST_COMPLETED)
+        return inv.call
+
     async def code(self) -> grpc.StatusCode:
         return status_of(await self._outcome())
 
@@ -115,11 +180,12 @@ class _TaskCall:
         error = await self._outcome()
         if isinstance(error, grpc.aio.AioRpcError):
             return error.details() or ""
+        if isinstance(error, asyncio.CancelledError):
+            return CANCELLED_DETAILS
         return "" if error is None else repr(error)
 
     async def initial_metadata(self) -> Metadata:
-        await self._outcome()
-        call = self._inv.call
+        call = await self._provider_call()
         return Metadata() if call is None else cast(Metadata, await call.initial_metadata())
 
     async def trailing_metadata(self) -> Metadata:
@@ -127,75 +193,24 @@ class _TaskCall:
         if isinstance(error, grpc.aio.AioRpcError):
             return cast(Metadata, error.trailing_metadata())
         call = self._inv.call
-        return Metadata() if call is None else await call.trailing_metadata()
+        return Metadata() if call is None else cast(Metadata, await call.trailing_metadata())
 
     async def wait_for_connection(self) -> None:
-        await self._outcome()
+        call = await self._provider_call()
+        if call is not None:
+            await call.wait_for_connection()
+        elif (error := await self._outcome()) is not None:
+            raise error
 
 
 class GovernedUnaryUnaryCall(_TaskCall, grpc.aio.UnaryUnaryCall[RequestT, ResponseT]):
-    def __init__(self, invoker: Invoker, inv: Invocation) -> None:
-        self._inv = inv
-        self._task = asyncio.ensure_future(invoker(inv))
-
     def __await__(self) -> Generator[Any, None, ResponseT]:
         response: ResponseT = yield from self._task.__await__()
         return response
 
 
-def _live_timeout(ctx: MethodContext, apply: Callable[[float], None]) -> None:
-    """Keep `apply`ing the method's timeout: the `timeout` rule's, else the stub's."""
-
-    def reload() -> None:
-        rule = ctx.rules.method_rule(TimeoutRule, ctx.method_name)
-        seconds = ctx.config.timeout
-        if rule is not None and rule.timeout_ms is not None:
-            seconds = rule.timeout_ms / 1000
-        apply(seconds)
-
-    reload()
-    ctx.rules.on_change(TimeoutRule.KIND, reload)
-
-
-class GovernedUnaryUnaryMultiCallable(grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]):
-    def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
-        self._ctx = ctx
-        self._invoker = invoker
-        self._timeout = ctx.config.timeout
-        _live_timeout(ctx, self._set_timeout)
-
-    def _set_timeout(self, seconds: float) -> None:
-        self._timeout = seconds
-
-    def __call__(
-        self,
-        request: RequestT,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> GovernedUnaryUnaryCall[RequestT, ResponseT]:
-        _check_call_options(credentials, compression)
-        ctx = self._ctx
-        inv = Invocation(
-            ctx.service,
-            ctx.method,
-            request,
-            ctx.metadata(metadata),
-            deadline_after(self._timeout if timeout is None else timeout),
-            hash_key=ctx.hash_key(request) if ctx.hash_key is not None else None,
-            wait_for_ready=wait_for_ready,
-        )
-        return GovernedUnaryUnaryCall(self._invoker, inv)
-
-
 class _StreamCall(_TaskCall):
-    """A streaming call: `self._task` picks a provider and opens the call there."""
-
-    def __init__(self, opener: _StreamOpener, inv: Invocation, argument: Any) -> None:
-        self._inv = inv
-        self._task = asyncio.get_running_loop().create_task(opener.open(inv, argument))
+    """A streaming call: `self._task` runs the chain, which opens the call on a provider."""
 
     async def _call(self) -> Any:
         return await self._task
@@ -231,22 +246,12 @@ class _StreamCall(_TaskCall):
         error = await self._outcome()
         return await self._inv.call.details() if error is None else await super().details()
 
-    async def initial_metadata(self) -> Metadata:
-        try:
-            call = await self._call()
-        except grpc.aio.AioRpcError as error:
-            return error.initial_metadata()
-        return cast(Metadata, await call.initial_metadata())
-
     async def trailing_metadata(self) -> Metadata:
         try:
             call = await self._call()
         except grpc.aio.AioRpcError as error:
             return cast(Metadata, error.trailing_metadata())
         return cast(Metadata, await call.trailing_metadata())
-
-    async def wait_for_connection(self) -> None:
-        await (await self._call()).wait_for_connection()
 
 
 class _StreamReader(_StreamCall):
@@ -286,85 +291,21 @@ class GovernedStreamStreamCall(
     pass
 
 
-# Outcome recorders of finished streams, held so they are not collected mid-run.
-_recorders: set[asyncio.Task[None]] = set()
+class _GovernedMultiCallable:
+    """One method of the stub: its chain, composed once, and how its calls start."""
 
+    _call_class: type[_TaskCall]
 
-class _StreamOpener:
-    """Opens one method's streaming calls on providers chosen by its balancer."""
-
-    def __init__(
-        self,
-        ctx: MethodContext,
-        kind: str,
-        serializer: Serializer,
-        deserializer: Deserializer,
-    ) -> None:
+    def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
         self._ctx = ctx
-        self._kind = kind
-        self._serializer = serializer
-        self._deserializer = deserializer
-        # Streams go to the stub's own selection; route rules split unary calls only.
-        self._ref = ctx.directory.pool(ctx.balancer, ctx.selector)
-        self._timeout = ctx.config.timeout
-        _live_timeout(ctx, self._set_timeout)
-
-    def _set_timeout(self, seconds: float) -> None:
-        self._timeout = seconds
-
-    def invocation(
-        self, argument: Any, timeout: float | None, metadata: Any, wait_for_ready: bool | None
-    ) -> Invocation:
-        ctx = self._ctx
-        # Only a single request can be hashed; a request iterator cannot.
-        hashable = ctx.hash_key is not None and self._kind == "unary_stream"
-        return Invocation(
-            ctx.service,
-            ctx.method,
-            argument,
-            ctx.metadata(metadata),
-            deadline_after(self._timeout if timeout is None else timeout),
-            hash_key=ctx.hash_key(argument) if hashable and ctx.hash_key is not None else None,
-            wait_for_ready=wait_for_ready,
-        )
-
-    async def open(self, inv: Invocation, argument: Any) -> Any:
-        endpoint = await self._ctx.directory.pick(self._ref, inv)
-        remaining = inv.deadline - time.monotonic()
-        if remaining <= 0:
-            raise _deadline_exceeded()
-        multicallable = endpoint.callable(
-            self._kind, self._ctx.method, self._serializer, self._deserializer
-        )
-        call = multicallable(
-            argument, timeout=remaining, metadata=inv.metadata, wait_for_ready=inv.wait_for_ready
-        )
-        inv.endpoint = endpoint
-        inv.call = call
-        started = endpoint.begin()
-        call.add_done_callback(lambda finished: self._finished(endpoint, started, finished))
-        return call
-
-    @staticmethod
-    def _finished(endpoint: Endpoint, started: float, call: Any) -> None:
-        async def record() -> None:
-            endpoint.end(started, await call.code(), timed=False)
-
-        # A finished call knows its code at once, but tells it only through a coroutine.
-        task = asyncio.get_running_loop().create_task(record())
-        _recorders.add(task)
-        task.add_done_callback(_recorders.discard)
-
-
-class _GovernedStreamMultiCallable:
-    _call_class: type[_StreamCall]
-
-    def __init__(self, opener: _StreamOpener) -> None:
-        self._opener = opener
+        self._invoker = invoker
+        self._timeout = ctx.state.of(TimeoutState)
+        # A client stream's requests cannot be hashed: only a single request can.
+        self._hash_key = ctx.hash_key if ctx.kind in ("unary_unary", "unary_stream") else None
 
     def __call__(
         self,
-        argument: Any = None,
+        request: Any = None,
         timeout: float | None = None,
         metadata: Any = None,
         credentials: grpc.CallCredentials | None = None,
@@ -372,40 +313,79 @@ class _GovernedStreamMultiCallable:
         compression: grpc.Compression | None = None,
     ) -> Any:
         _check_call_options(credentials, compression)
-        inv = self._opener.invocation(argument, timeout, metadata, wait_for_ready)
-        return self._call_class(self._opener, inv, argument)
+        ctx = self._ctx
+        if timeout is None:
+            timeout = self._timeout.seconds or ctx.config.timeout
+        inv = Invocation(
+            ctx.service,
+            ctx.method,
+            request,
+            ctx.metadata(metadata),
+            deadline_after(timeout),
+            hash_key=self._key(request) if self._hash_key is not None else None,
+            wait_for_ready=wait_for_ready,
+            end_hooks=[] if ctx.streaming else None,
+        )
+        return self._call_class(self._invoker, inv)
+
+    def _key(self, request: Any) -> str:
+        assert self._hash_key is not None
+        try:
+            return self._hash_key(request)
+        except Exception as exc:
+            name = self._ctx.method_name
+            raise ConfigError(
+                f"hash_key failed for {name}: {type(exc).__name__}: {exc}; give methods "
+                f"their own with methods={{{name!r}: csf.MethodConfig(hash_key=...)}}"
+            ) from exc
+
+
+class GovernedUnaryUnaryMultiCallable(
+    _GovernedMultiCallable, grpc.aio.UnaryUnaryMultiCallable[RequestT, ResponseT]
+):
+    _call_class = GovernedUnaryUnaryCall
 
 
 class GovernedUnaryStreamMultiCallable(
-    _GovernedStreamMultiCallable, grpc.aio.UnaryStreamMultiCallable[RequestT, ResponseT]
+    _GovernedMultiCallable, grpc.aio.UnaryStreamMultiCallable[RequestT, ResponseT]
 ):
     _call_class = GovernedUnaryStreamCall
 
 
 class GovernedStreamUnaryMultiCallable(
-    _GovernedStreamMultiCallable, grpc.aio.StreamUnaryMultiCallable[RequestT, ResponseT]
+    _GovernedMultiCallable, grpc.aio.StreamUnaryMultiCallable[RequestT, ResponseT]
 ):
     _call_class = GovernedStreamUnaryCall
 
 
 class GovernedStreamStreamMultiCallable(
-    _GovernedStreamMultiCallable, grpc.aio.StreamStreamMultiCallable[RequestT, ResponseT]
+    _GovernedMultiCallable, grpc.aio.StreamStreamMultiCallable[RequestT, ResponseT]
 ):
     _call_class = GovernedStreamStreamCall
+
+
+_MULTICALLABLES: dict[str, type[_GovernedMultiCallable]] = {
+    "unary_unary": GovernedUnaryUnaryMultiCallable,
+    "unary_stream": GovernedUnaryStreamMultiCallable,
+    "stream_unary": GovernedStreamUnaryMultiCallable,
+    "stream_stream": GovernedStreamStreamMultiCallable,
+}
 
 
 class GovernedChannel(grpc.aio.Channel):
     """The channel under every CSF stub; one per `consumer.stub(...)` call.
 
-    Provider connections live in the directories (one per service cluster), so closing
-    this channel closes nothing the consumer shares.
+    Provider connections live in the directories (one per service cluster) and
+    governance state in the Consumer (one per method), so closing this channel closes
+    nothing the consumer shares, and a channel leaves no rule listener behind.
     """
 
     def __init__(
         self,
         config: StubConfig,
         directory_for: Callable[[str], Directory],
-        rules: ServiceRules,
+        state_for: Callable[[str, str], MethodState],
+        lifecycle_for: Callable[[str], LifecycleGate],
         filters: tuple[FilterFactory, ...],
         telemetry: Telemetry = OFF,
         caller: CallerToken | None = None,
@@ -413,32 +393,56 @@ class GovernedChannel(grpc.aio.Channel):
         self.config = config
         self._caller = caller
         self._directory_for = directory_for
-        self._rules = rules
+        self._state_for = state_for
+        self._lifecycle_for = lifecycle_for
         self._telemetry = telemetry
         self._filters = filters
         self._multicallables: dict[tuple[str, str], Any] = {}
 
-    def method_context(self, method: str) -> MethodContext:
+    def method_context(self, method: str, kind: str = "unary_unary") -> MethodContext:
         name = method.rsplit("/", 1)[-1]
         config = self.config.method(name)
         field = f"methods[{name!r}].lb" if name in self.config.methods else "lb"
+        state = self._state_for(method, config.cluster)
         return MethodContext(
             service=self.config.service,
             method=method,
+            kind=kind,
             config=config,
             directory=self._directory_for(config.cluster),
-            rules=self._rules,
+            rules=state.rules,
+            state=state,
             balancer=balancer(config.lb, field=field),
             fallback=self.config.fallback_for(name),
-            hash_key=self.config.hash_key,
+            hash_key=self.config.hash_key_for(name),
             telemetry=self._telemetry,
             caller=self._caller,
+            lifecycle=self._lifecycle_for(method.lstrip("/").rpartition("/")[0]),
         )
 
-    def _cached(self, kind: str, method: str, build: Callable[[MethodContext], Any]) -> Any:
+    def check_methods(self) -> None:
+        """ConfigError for settings naming a method this channel's stub does not have."""
+        unary = {
+            m.rsplit("/", 1)[-1] for kind, m in self._multicallables if kind not in STREAM_KINDS
+        }
+        streaming = {
+            m.rsplit("/", 1)[-1] for kind, m in self._multicallables if kind in STREAM_KINDS
+        }
+        self.config.check_methods(unary, streaming)
+
+    def _multicallable(
+        self, kind: str, method: str, serializer: Serializer, deserializer: Deserializer
+    ) -> Any:
         found = self._multicallables.get((kind, method))
         if found is None:
-            found = self._multicallables[kind, method] = build(self.method_context(method))
+            ctx = self.method_context(method, kind)
+            if deserializer is not None and kind == "unary_unary":
+                deserialize = deserializer
+                ctx = dataclasses.replace(ctx, empty_response=lambda: deserialize(b""))
+            terminal = _Terminal(kind, method, serializer, deserializer)
+            invoker = compose(build_filters(ctx, self._filters), terminal)
+            found = _MULTICALLABLES[kind](ctx, invoker)
+            self._multicallables[kind, method] = found
         return found
 
     def unary_unary(
@@ -448,30 +452,10 @@ class GovernedChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool = False,
     ) -> GovernedUnaryUnaryMultiCallable[Any, Any]:
-        def build(ctx: MethodContext) -> GovernedUnaryUnaryMultiCallable[Any, Any]:
-            if response_deserializer is not None:
-                deserialize = response_deserializer
-                ctx = dataclasses.replace(ctx, empty_response=lambda: deserialize(b""))
-            terminal = _UnaryTerminal(method, request_serializer, response_deserializer)
-            invoker = compose(build_filters(ctx, self._filters), terminal)
-            return GovernedUnaryUnaryMultiCallable(ctx, invoker)
-
-        found: GovernedUnaryUnaryMultiCallable[Any, Any] = self._cached(
-            "unary_unary", method, build
+        found: GovernedUnaryUnaryMultiCallable[Any, Any] = self._multicallable(
+            "unary_unary", method, request_serializer, response_deserializer
         )
         return found
-
-    def _stream(
-        self,
-        kind: str,
-        cls: type[_GovernedStreamMultiCallable],
-        method: str,
-        serializer: Serializer,
-        deserializer: Deserializer,
-    ) -> Any:
-        return self._cached(
-            kind, method, lambda ctx: cls(_StreamOpener(ctx, kind, serializer, deserializer))
-        )
 
     def unary_stream(
         self,
@@ -480,12 +464,8 @@ class GovernedChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool = False,
     ) -> GovernedUnaryStreamMultiCallable[Any, Any]:
-        found: GovernedUnaryStreamMultiCallable[Any, Any] = self._stream(
-            "unary_stream",
-            GovernedUnaryStreamMultiCallable,
-            method,
-            request_serializer,
-            response_deserializer,
+        found: GovernedUnaryStreamMultiCallable[Any, Any] = self._multicallable(
+            "unary_stream", method, request_serializer, response_deserializer
         )
         return found
 
@@ -496,12 +476,8 @@ class GovernedChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool = False,
     ) -> GovernedStreamUnaryMultiCallable[Any, Any]:
-        found: GovernedStreamUnaryMultiCallable[Any, Any] = self._stream(
-            "stream_unary",
-            GovernedStreamUnaryMultiCallable,
-            method,
-            request_serializer,
-            response_deserializer,
+        found: GovernedStreamUnaryMultiCallable[Any, Any] = self._multicallable(
+            "stream_unary", method, request_serializer, response_deserializer
         )
         return found
 
@@ -512,12 +488,8 @@ class GovernedChannel(grpc.aio.Channel):
         response_deserializer: Deserializer = None,
         _registered_method: bool = False,
     ) -> GovernedStreamStreamMultiCallable[Any, Any]:
-        found: GovernedStreamStreamMultiCallable[Any, Any] = self._stream(
-            "stream_stream",
-            GovernedStreamStreamMultiCallable,
-            method,
-            request_serializer,
-            response_deserializer,
+        found: GovernedStreamStreamMultiCallable[Any, Any] = self._multicallable(
+            "stream_stream", method, request_serializer, response_deserializer
         )
         return found
 
@@ -535,7 +507,7 @@ class GovernedChannel(grpc.aio.Channel):
         await self.close()
 
     async def close(self, grace: float | None = None) -> None:
-        """Nothing to release: provider channels belong to the consumer's directories."""
+        """Nothing to release: provider channels and governance state are the consumer's."""
 
     def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
         """READY when some provider's channel is ready, else the best state among them."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -72,6 +72,25 @@ def parse_address(field_name: str, text: str) -> tuple[str, int]:
     return host, port
 
 
+class EmptyReply:
+    """`csf.EMPTY_REPLY` as a fallback: answer with the response message with no fields set."""
+
+    def __repr__(self) -> str:
+        return "csf.EMPTY_REPLY"
+
+
+EMPTY_REPLY = EmptyReply()
+Fallback = Callable[[Any, BaseException], Awaitable[Any]] | EmptyReply
+"""`async def f(request, error) -> response`, answering instead of a provider; or
+`csf.EMPTY_REPLY`."""
+HashKey = Callable[[Any], str]
+"""Request -> the key consistent hashing routes on."""
+
+
+def _is_fallback(value: object) -> bool:
+    return callable(value) or isinstance(value, EmptyReply)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MethodConfig:
     """Per-method overrides of a stub's settings; None keeps the stub's value.
@@ -85,10 +104,16 @@ class MethodConfig:
     idempotent: bool = False
     cluster: str | None = None
     lb: str | None = None
+    hash_key: HashKey | None = None
+    """Request -> consistent hashing's key, for this method's requests only."""
 
     def __post_init__(self) -> None:
         if self.timeout is not None:
             check_timeout("MethodConfig.timeout", self.timeout)
+        if self.hash_key is not None and not callable(self.hash_key):
+            raise ConfigError(
+                f"MethodConfig.hash_key: expected a function of the request, got {self.hash_key!r}"
+            )
         if self.retries is not None:
             check_count("MethodConfig.retries", self.retries)
         if not isinstance(self.idempotent, bool):
@@ -111,12 +136,6 @@ class MethodSettings:
     group: str | None
     version: str | None
     tags: Mapping[str, str]
-
-
-Fallback = Callable[[Any, BaseException], Awaitable[Any]]
-"""`async def f(request, error) -> response`, answering instead of a provider."""
-HashKey = Callable[[Any], str]
-"""Request -> the key consistent hashing routes on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +176,7 @@ class StubConfig:
             raise ConfigError("methods: expected a mapping of method name to csf.MethodConfig")
         if isinstance(self.fallback, Mapping):
             for name, function in self.fallback.items():
-                if not isinstance(name, str) or not callable(function):
+                if not isinstance(name, str) or not _is_fallback(function):
                     raise ConfigError(f"fallback: {name!r} must map a method name to a function")
 
     def method(self, name: str) -> MethodSettings:
@@ -175,13 +194,37 @@ class StubConfig:
         )
 
     def fallback_for(self, name: str) -> Fallback | None:
-        if self.fallback is None:
-            return None
+        if self.fallback is None or isinstance(self.fallback, EmptyReply):
+            return self.fallback
         if isinstance(self.fallback, Mapping):
             found = self.fallback.get(name)
         else:
             found = getattr(self.fallback, name, None)
-        return found if callable(found) else None
+        return found if _is_fallback(found) else None
+
+    def hash_key_for(self, name: str) -> HashKey | None:
+        override = self.methods.get(name)
+        if override is not None and override.hash_key is not None:
+            return override.hash_key
+        return self.hash_key
+
+    def check_methods(self, unary: Collection[str], streaming: Collection[str]) -> None:
+        """ConfigError naming a method in `methods=` or `fallback=` the stub does not have,
+        or a fallback for a streaming method (fallbacks answer unary calls only)."""
+        known = {*unary, *streaming}
+        named = {"methods": set(self.methods)}
+        if isinstance(self.fallback, Mapping):
+            named["fallback"] = set(self.fallback)
+        for option, names in named.items():
+            for name in sorted(names - known):
+                raise ConfigError(
+                    f"{option}: unknown method {name!r} of {self.service}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+        for name in sorted(named.get("fallback", set()) & set(streaming)):
+            raise ConfigError(
+                f"fallback: {name!r} is a streaming method; fallbacks answer unary calls only"
+            )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import grpc
 
 from csf._chain import DEFAULT_CONSUMER_CHAIN, FilterFactory, resolve_chain
 from csf._exceptions import ConfigError
+from csf._invocation import MethodState
 from csf.auth import CallerToken
 from csf.channel import GovernedChannel
 from csf.config import (
@@ -27,6 +28,7 @@ from csf.config import (
     check_timeout,
 )
 from csf.directory import Directory
+from csf.lifecycle import ServiceLifecycle
 from csf.observability import Observability
 from csf.registry import Registry, ServiceKey, open_registry
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
@@ -78,6 +80,8 @@ class Consumer:
         )
         self._directories: dict[tuple[str, str], Directory] = {}
         self._rules: dict[str, ServiceRules] = {}
+        self._states: dict[tuple[str, str, str], MethodState] = {}
+        self._lifecycles: dict[tuple[str, str], ServiceLifecycle] = {}
         self._started = False
 
     async def start(self) -> None:
@@ -86,6 +90,12 @@ class Consumer:
 
     async def close(self) -> None:
         """Close every provider channel and the registry session."""
+        for state in self._states.values():
+            state.close()
+        self._states.clear()
+        for lifecycle in self._lifecycles.values():
+            await lifecycle.close()
+        self._lifecycles.clear()
         for directory in self._directories.values():
             await directory.close()
         self._directories.clear()
@@ -142,6 +152,69 @@ class Consumer:
             self._directories[key] = found
         return found
 
+    def method_state(self, service: str, cluster: str, method: str) -> MethodState:
+        """The governance state of one method (breaker, limits, retry budget), shared by
+        every stub of it."""
+        key = (service, cluster, method)
+        found = self._states.get(key)
+        if found is None:
+            found = MethodState(service, method, self.rules(service), self._telemetry)
+            self._states[key] = found
+        return found
+
+    def lifecycle(self, service: str, grpc_service: str) -> ServiceLifecycle:
+        """The live lifecycle status of one gRPC service (e.g. 'demo.Greeter') of `service`."""
+        self._check_started()
+        key = (service, grpc_service)
+        found = self._lifecycles.get(key)
+        if found is None:
+            found = ServiceLifecycle(self._registry, self.tenant, service, grpc_service)
+            self._lifecycles[key] = found
+        return found
+
+    def channel(
+        self,
+        *,
+        service: str,
+        cluster: str = DEFAULT_CLUSTER,
+        lb: str = DEFAULT_LB,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        fallback: Mapping[str, Any] | object | None = None,
+        hash_key: HashKey | None = None,
+        methods: Mapping[str, MethodConfig] | None = None,
+        group: str | None = None,
+        version: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> GovernedChannel:
+        """The GovernedChannel `stub()` wraps, for callers without generated stubs; its
+        multicallables take serializers per call path. Same options as `stub()`."""
+        config = StubConfig(
+            service=service,
+            cluster=cluster,
+            lb=lb,
+            timeout=timeout,
+            retries=retries,
+            fallback=fallback,
+            hash_key=hash_key,
+            methods=methods or {},
+            group=group,
+            version=version,
+            tags=tags or {},
+        )
+        caller = None
+        if self._app_secret is not None:
+            caller = CallerToken(self.app, self._app_secret, self.tenant, service)
+        return GovernedChannel(
+            config,
+            lambda name: self.directory(service, name),
+            lambda method, name: self.method_state(service, name, method),
+            lambda grpc_service: self.lifecycle(service, grpc_service),
+            self._filters,
+            self._telemetry,
+            caller,
+        )
+
     def stub(
         self,
         stub_cls: Callable[[grpc.aio.Channel], StubT],
@@ -163,9 +236,11 @@ class Consumer:
         `timeout` is each call's deadline in seconds unless the call passes its own;
         `methods` overrides settings per method name; `lb` names the balancer;
         `hash_key(request)` gives consistent hashing its key; `group`, `version` and
-        `tags` admit only the providers that match. Raises ConfigError for a bad value.
+        `tags` admit only the providers that match. Raises ConfigError for a bad value,
+        or for a method named in `methods` or `fallback` that the stub does not have.
         """
-        config = StubConfig(
+        self._check_started()
+        channel = self.channel(
             service=service,
             cluster=cluster,
             lb=lb,
@@ -173,25 +248,16 @@ class Consumer:
             retries=retries,
             fallback=fallback,
             hash_key=hash_key,
-            methods=methods or {},
+            methods=methods,
             group=group,
             version=version,
-            tags=tags or {},
-        )
-        caller = None
-        if self._app_secret is not None:
-            caller = CallerToken(self.app, self._app_secret, self.tenant, service)
-        channel = GovernedChannel(
-            config,
-            lambda name: self.directory(service, name),
-            self.rules(service),
-            self._filters,
-            self._telemetry,
-            caller,
+            tags=tags,
         )
         try:
-            return stub_cls(channel)
+            stub = stub_cls(channel)
         except TypeError as exc:
             raise ConfigError(
                 f"stub_cls: {stub_cls!r} is not a generated gRPC stub: {exc}"
             ) from exc
+        channel.check_methods()
+        return stub

@@ -4,7 +4,8 @@ Fed with full lists by the registry, it keeps one Endpoint (and channel) per pro
 rebuilds every pool's Picker when the set or the weights change (never on the call
 path), saves each list to disk, and starts from that copy when the registry is
 unreachable. An empty list while known providers still answer health checks is not
-applied. A pool is the providers a Selector admits, under one balancer.
+applied. A pool is the providers a Selector admits, under one balancer. A removed
+provider's channel stays open while calls are in flight on it, up to their deadlines.
 
 Effective weights: the `weight` rule's override, else the instance's weight, ramped up
 over the provider's warm-up; while any provider warms up, pickers are rebuilt on a timer.
@@ -15,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from csf._exceptions import NoProviderError
-from csf._invocation import Invocation
+from csf._invocation import ANY_PROVIDER, BalancerFactory, Invocation, PickerRef, Selector
 from csf.endpoint import Endpoint
-from csf.lb import BalancerFactory, Picker
 from csf.lb.warmup import warmed_weight, warming_left
 from csf.registry import Instance, Registry, ServiceKey
 from csf.registry.snapshot import SnapshotStore
@@ -31,8 +30,6 @@ from csf.tls import TLSConfig
 
 logger = logging.getLogger("csf.directory")
 
-# How long a removed provider's channel may finish the calls it carries.
-REMOVED_ENDPOINT_GRACE = 5.0
 # How often providers kept through an empty push are asked whether they still serve.
 EMPTY_PUSH_PROBE_INTERVAL = 2.0
 # Snapshots matter only at the next start: after a save, at most one more a second.
@@ -40,38 +37,6 @@ SNAPSHOT_INTERVAL = 1.0
 # While providers warm up, weights are recomputed this often (within these bounds).
 WARMUP_STEPS = 20
 WARMUP_REBUILD_BOUNDS = (0.5, 5.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Selector:
-    """Which providers a pool admits: a group, a version and tags they must carry."""
-
-    group: str | None = None
-    version: str | None = None
-    tags: frozenset[tuple[str, str]] = field(default_factory=frozenset)
-
-    @classmethod
-    def of(cls, group: str | None, version: str | None, tags: Mapping[str, str] | None) -> Selector:
-        return cls(group, version, frozenset((tags or {}).items()))
-
-    def matches(self, instance: Instance) -> bool:
-        return (
-            (self.group is None or instance.group == self.group)
-            and (self.version is None or instance.version == self.version)
-            and all(instance.tags.get(key) == value for key, value in self.tags)
-        )
-
-
-ANY_PROVIDER = Selector()
-
-
-class PickerRef:
-    """The current picker of one balancer; swapped whole when the set changes."""
-
-    __slots__ = ("picker",)
-
-    def __init__(self) -> None:
-        self.picker: Picker | None = None
 
 
 class Directory:
@@ -93,8 +58,10 @@ class Directory:
         self._pools: dict[tuple[BalancerFactory, Selector], PickerRef] = {}
         self._warmup_timer: asyncio.TimerHandle | None = None
         self._listed = asyncio.Event()
+        self._unreachable = False
         self._from_registry = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._probe_task: asyncio.Task[None] | None = None
         self._save_wanted = False
         self._save_task: asyncio.Task[None] | None = None
@@ -107,7 +74,7 @@ class Directory:
         """The picker over the providers `selector` admits, kept current from now on."""
         ref = self._pools.get((factory, selector))
         if ref is None:
-            ref = self._pools[factory, selector] = PickerRef()
+            ref = self._pools[factory, selector] = PickerRef(selector)
             if self._listed.is_set():
                 ref.picker = factory([e for e in self._snapshot() if selector.matches(e.instance)])
         return ref
@@ -118,13 +85,25 @@ class Directory:
             try:
                 await asyncio.wait_for(self._listed.wait(), inv.deadline - time.monotonic())
             except TimeoutError:
-                raise NoProviderError(
-                    f"no provider list for {self.key} arrived within the call's deadline"
-                ) from None
+                raise NoProviderError(self._why_unlisted()) from None
         endpoint = ref.picker.pick(inv) if ref.picker is not None else None
         if endpoint is None:
-            raise NoProviderError(f"no provider for {self.key}")
+            raise NoProviderError(self._why_none(ref.selector))
         return endpoint
+
+    def _why_unlisted(self) -> str:
+        if self._unreachable:
+            return (
+                f"no provider list for {self.key}: "
+                "the registry cannot be reached and there is no snapshot"
+            )
+        return f"no provider list for {self.key} arrived within the call's deadline"
+
+    def _why_none(self, selector: Selector) -> str:
+        if not self.endpoints:
+            refused = f" ({len(self._refused)} left out: TLS mismatch)" if self._refused else ""
+            return f"no provider of {self.key} is registered{refused}"
+        return f"none of the {len(self.endpoints)} providers of {self.key} matches {selector}"
 
     async def wait_listed(self) -> None:
         """Return once a first provider list (from the registry or a snapshot) is in."""
@@ -152,6 +131,7 @@ class Directory:
         self._save_soon()
 
     def on_unavailable(self) -> None:
+        self._unreachable = True
         if self._snapshots is not None and not self._listed.is_set():
             self._spawn(self._start_from_snapshot(self._snapshots))
 
@@ -164,8 +144,9 @@ class Directory:
         wanted = {i.address: i for i in instances if self._same_transport(i)}
         removed = [address for address in self.endpoints if address not in wanted]
         for address in removed:
-            endpoint = self.endpoints.pop(address)
-            self._spawn(endpoint.close(REMOVED_ENDPOINT_GRACE))
+            retiring = self._spawn(self.endpoints.pop(address).retire())
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
         added: list[str] = []
         for address, instance in wanted.items():
             known = self.endpoints.get(address)
@@ -207,11 +188,15 @@ class Directory:
             endpoint.weight = warmed_weight(
                 instance, overrides.get(endpoint.address, instance.weight), now
             )
-            endpoint.watchers.clear()  # the pickers that listened are being replaced
             if warming_left(instance, now):
                 warming.append(instance.warmup)
         for (factory, selector), ref in self._pools.items():
-            ref.picker = factory([e for e in snapshot if selector.matches(e.instance)])
+            old, ref.picker = (
+                ref.picker,
+                factory([e for e in snapshot if selector.matches(e.instance)]),
+            )
+            if old is not None:
+                old.close()
         if self._warmup_timer is not None:
             self._warmup_timer.cancel()
             self._warmup_timer = None
@@ -281,7 +266,8 @@ class Directory:
             self._probe_task.cancel()
         if self._save_task is not None:  # it may be waiting out SNAPSHOT_INTERVAL
             self._save_task.cancel()
-        # Closes of removed channels are short: let them finish.
+        for task in self._retiring:  # the consumer is closing: no more waiting for calls
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._save_wanted and self._snapshots is not None:
             await self._save_now(self._snapshots)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import math
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from csf.registry.instance import Instance
 from csf.resilience.classify import is_failure
+from csf.resilience.latency import PeakEwma
 from csf.resilience.outlier import OutlierDetector
 from csf.tls import TLSConfig
 
@@ -26,9 +28,6 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.enable_retries", 0),
 )
 HEALTH_PROBE_TIMEOUT = 1.0
-# Peak-EWMA of latency (Finagle's): a slower call counts at once, faster ones decay in
-# with this time constant, so a provider that turns slow loses traffic immediately.
-EWMA_DECAY_SECONDS = 10.0
 
 Serializer = Callable[[Any], bytes] | None
 Deserializer = Callable[[bytes], Any] | None
@@ -36,6 +35,10 @@ Deserializer = Callable[[bytes], Any] | None
 
 ActiveWatcher = Callable[["Endpoint", int], None]
 """Told (endpoint, change) whenever the endpoint's in-flight count moves by +1 or -1."""
+
+
+DoneFunc = Callable[[grpc.StatusCode], None]
+"""Told the status one call (or stream) ended with."""
 
 
 class Endpoint:
@@ -48,14 +51,15 @@ class Endpoint:
 
     __slots__ = (
         "_callables",
-        "_ewma_at",
+        "_idle",
         "active",
         "address",
         "calls",
         "channel",
-        "ewma",
         "failures",
         "instance",
+        "latency",
+        "latest_deadline",
         "outlier",
         "watchers",
         "weight",
@@ -74,14 +78,20 @@ class Endpoint:
         self.active = 0
         self.calls = 0
         self.failures = 0
-        self.ewma = 0.0
-        self._ewma_at = 0.0
+        self.latency = PeakEwma()
+        self.latest_deadline = 0.0
+        """The latest deadline of the calls begun here (time.monotonic())."""
         self.outlier = OutlierDetector()
         self.watchers: list[ActiveWatcher] = []
+        self._idle: asyncio.Event | None = None
         self._callables: dict[tuple[str, str], Any] = {}
 
     def __repr__(self) -> str:
         return f"Endpoint({self.address}, weight={self.weight}, active={self.active})"
+
+    @property
+    def ewma(self) -> float:
+        return self.latency.value
 
     @property
     def usable(self) -> bool:
@@ -91,18 +101,27 @@ class Endpoint:
         state = self.channel.get_state(False)
         return state is not grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
-    def begin(self) -> float:
-        """A call starts here; returns its start time for `end`."""
-        self.active += 1
-        for watcher in self.watchers:
-            watcher(self, 1)
-        return time.monotonic()
-
-    def end(self, started: float, code: grpc.StatusCode, *, timed: bool = True) -> None:
-        """The call begun at `started` is over with `code`.
+    def begin(self, deadline: float, *, timed: bool = True) -> DoneFunc:
+        """A call (ending by `deadline`) starts here; call what this returns when it ends.
 
         `timed=False` for streams: how long a stream stays open says nothing of latency.
         """
+        self.active += 1
+        self.latest_deadline = max(self.latest_deadline, deadline)
+        for watcher in self.watchers:
+            watcher(self, 1)
+        started = time.monotonic()
+        finished = False
+
+        def done(code: grpc.StatusCode) -> None:
+            nonlocal finished
+            if not finished:
+                finished = True
+                self._end(started if timed else None, code)
+
+        return done
+
+    def _end(self, started: float | None, code: grpc.StatusCode) -> None:
         self.active -= 1
         for watcher in self.watchers:
             watcher(self, -1)
@@ -110,17 +129,24 @@ class Endpoint:
         if code is not grpc.StatusCode.OK:
             self.failures += 1
         self.outlier.record(is_failure(code))
-        if timed:
+        if started is not None:
             now = time.monotonic()
-            self._observe_latency(now - started, now)
+            self.latency.observe(now - started, now)
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
 
-    def _observe_latency(self, latency: float, now: float) -> None:
-        if latency > self.ewma:
-            self.ewma = latency
-        else:
-            keep = math.exp(-(now - self._ewma_at) / EWMA_DECAY_SECONDS)
-            self.ewma = self.ewma * keep + latency * (1 - keep)
-        self._ewma_at = now
+    async def retire(self) -> None:
+        """Close the channel once the calls in flight on it are over (or past their
+        deadlines): a provider that left the registry still finishes what it was given."""
+        try:
+            if self.active:
+                self._idle = asyncio.Event()
+                wait = self.latest_deadline - time.monotonic()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._idle.wait(), wait)
+        finally:
+            await self.channel.close(None)
 
     def callable(
         self,

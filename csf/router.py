@@ -12,13 +12,10 @@ import random
 from bisect import bisect_right
 from dataclasses import replace
 from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from csf._invocation import Invocation, Invoker
-from csf.directory import PickerRef
-
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
+from csf._invocation import Invocation, Invoker, MethodContext, PickerRef
+from csf.rules import RouteRule
 
 
 class _Routes:
@@ -41,20 +38,21 @@ class _Routes:
 
 
 class RouterFilter:
-    __slots__ = ("_base", "_ctx", "_routes")
+    """Streams and unary calls alike. Rebuilt on the first call after the `route` rule
+    changed (a version check, not a listener: a stub leaves nothing behind)."""
+
+    __slots__ = ("_base", "_ctx", "_routes", "_version")
 
     def __init__(self, ctx: MethodContext) -> None:
         self._ctx = ctx
         self._base = ctx.selector
-        self._routes = self._build()
-        ctx.rules.on_change("route", self._rebuild)
-
-    def _rebuild(self) -> None:
+        self._version = ctx.rules.version("route")
         self._routes = self._build()
 
     def _build(self) -> _Routes:
         ctx, base = self._ctx, self._base
-        rule = ctx.rules.route.for_method(ctx.method_name) if ctx.rules.route else None
+        route = ctx.rules.get(RouteRule)
+        rule = route.for_method(ctx.method_name) if route is not None else None
         selector = base
         if rule is not None and rule.tags:
             selector = replace(base, tags=base.tags | frozenset(rule.tags.items()))
@@ -66,5 +64,9 @@ class RouterFilter:
         return _Routes(pools, [weight for _, weight in shares], own)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        version = self._ctx.rules.version("route")
+        if version != self._version:
+            self._version = version
+            self._routes = self._build()
         inv.pool = self._routes.choose()
         return await next(inv)

@@ -28,6 +28,7 @@ class ServiceRules:
         self.where = f"{tenant}/{service}"
         self.rejected = 0
         self.current: dict[str, Rule | None] = dict.fromkeys(kinds)
+        self._versions: dict[str, int] = dict.fromkeys(self.current, 0)
         self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         self._subscriptions: list[Subscription] = [
             registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
@@ -52,9 +53,21 @@ class ServiceRules:
     def route(self) -> RouteRule | None:
         return self.get(RouteRule)
 
-    def on_change(self, kind: str, listener: Callable[[], None]) -> None:
-        """Call `listener` (on the event loop) whenever rule `kind` changes."""
-        self._listeners[kind].append(listener)
+    def version(self, kind: str) -> int:
+        """How many times rule `kind` changed: a cheap test of whether to rebuild."""
+        return self._versions.get(kind, 0)
+
+    def on_change(self, kind: str, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (on the event loop) whenever rule `kind` changes; returns the
+        function that stops it."""
+        listeners = self._listeners[kind]
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
+
+    @property
+    def listener_count(self) -> int:
+        """Listeners registered now, all kinds together (stubs must not leave theirs)."""
+        return sum(len(listeners) for listeners in self._listeners.values())
 
     def _update(self, kind: str, data: bytes | None) -> None:
         try:
@@ -69,8 +82,9 @@ class ServiceRules:
         if rule == self.current.get(kind):
             return
         self.current[kind] = rule
+        self._versions[kind] = self._versions.get(kind, 0) + 1
         logger.info("%s: %s rule now %s", self.where, kind, rule)
-        for listener in self._listeners[kind]:
+        for listener in list(self._listeners[kind]):
             listener()
 
     async def close(self) -> None:

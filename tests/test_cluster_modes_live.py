@@ -88,13 +88,12 @@ async def test_a_pushed_breaker_opens_on_failures_and_then_spares_the_provider(
         assert open_.value.code() is grpc.StatusCode.UNAVAILABLE
         assert calls["down"] == 4, "the open breaker kept the call from the provider"
 
-        # The stub with a fallback has its own breaker: the fallback answers the
-        # failures, then answers for the open breaker without reaching the provider.
+        # Every stub of the method shares its breaker: the stub with a fallback is
+        # refused at once too, and its fallback answers without reaching the provider.
         replies = [await guarded.SayHello(Request(name="y")) for _ in range(5)]
         assert [reply.message for reply in replies] == ["fallback y"] * 5
-        assert calls["down"] == 8
-        assert [type(error) for error in fallback.errors[:4]] == [grpc.aio.AioRpcError] * 4
-        assert isinstance(fallback.errors[4], csf.CircuitOpenError)
+        assert calls["down"] == 4
+        assert all(isinstance(error, csf.CircuitOpenError) for error in fallback.errors)
 
 
 async def test_force_closed_lets_calls_through_a_tripped_breaker(
@@ -296,31 +295,43 @@ async def test_a_degrade_rule_answers_from_the_fallback_until_it_is_deleted(
         guarded = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5,
                                 fallback={"SayHello": fallback})  # fmt: skip
         plain = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
+        empty = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5,
+                              fallback=csf.EMPTY_REPLY)  # fmt: skip
 
         async def answers() -> list[str]:
             replies = [await guarded.SayHello(Request(name="x")) for _ in range(3)]
-            replies.append(await plain.SayHello(Request(name="x")))
-            return [reply.message for reply in replies]
+            replies.append(await empty.SayHello(Request(name="x")))
+            messages = [reply.message for reply in replies]
+            try:
+                messages.append((await plain.SayHello(Request(name="x"))).message)
+            except csf.DegradedError as refused:
+                assert refused.code() is grpc.StatusCode.UNAVAILABLE
+                messages.append("refused: " + (refused.details() or ""))
+            return messages
 
-        served = ["hi x"] * 4
-        degraded = ["fallback x"] * 3 + [""]  # without a fallback: the empty response
+        served = ["hi x"] * 5
+        # Without a fallback, refused, unless the stub asked for empty replies.
+        degraded = ["fallback x"] * 3 + [
+            "",
+            "refused: XIESR /demo.Greeter/SayHello is degraded by the degrade rule",
+        ]
         assert await answers() == served
-        assert calls["up"] == 4
+        assert calls["up"] == 5
 
         await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", {"schema": 1, "all": True})
         assert await answers() == degraded
-        assert calls["up"] == 4, "no degraded call reached the provider"
+        assert calls["up"] == 5, "no degraded call reached the provider"
 
         await removed(kazoo, tenant, consumer.rules("XIESR"), "degrade")
         assert await answers() == served
-        assert calls["up"] == 8
+        assert calls["up"] == 10
 
         only = {"schema": 1, "methods": {"SayHello": {"all": True}}}
         await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", only)
         assert await answers() == degraded
-        assert calls["up"] == 8
+        assert calls["up"] == 10
 
         other = {"schema": 1, "methods": {"StreamHellos": {"all": True}}}
         await pushed(kazoo, tenant, consumer.rules("XIESR"), "degrade", other)
         assert await answers() == served, "a rule for another method leaves SayHello alone"
-        assert calls["up"] == 12
+        assert calls["up"] == 15

@@ -1,26 +1,35 @@
-"""The `load_balance` filter: choose the endpoint for this attempt and count it busy."""
+"""The `load_balance` filter: choose the endpoint for this attempt and count it busy.
+
+The one place calls are counted on endpoints, unary calls and streams alike: `done =
+endpoint.begin(...)` as the attempt starts, `done(code)` when it is over (a stream: when
+it ends, not when it opens).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import grpc
-
-from csf._invocation import Invocation, Invoker
-
-if TYPE_CHECKING:
-    from csf.directory import Directory, PickerRef
+from csf._exceptions import NoProviderError
+from csf._invocation import Invocation, Invoker, LifecycleGate, PickerRef, ProviderPools
+from csf.resilience.classify import status_of
 
 
 class LoadBalanceFilter:
-    __slots__ = ("_directory", "_ref")
+    """Refuses calls while the method's gRPC service is offline (NoProviderError)."""
 
-    def __init__(self, directory: Directory, ref: PickerRef) -> None:
+    __slots__ = ("_directory", "_lifecycle", "_ref")
+
+    def __init__(
+        self, directory: ProviderPools, ref: PickerRef, lifecycle: LifecycleGate | None = None
+    ) -> None:
         self._directory = directory
         self._ref = ref
+        self._lifecycle = lifecycle
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        lifecycle = self._lifecycle
+        if lifecycle is not None and not lifecycle.serving:
+            raise NoProviderError(lifecycle.refusal)
         ref = inv.pool or self._ref
         picker = ref.picker
         endpoint = picker.pick(inv) if picker is not None else None
@@ -28,18 +37,11 @@ class LoadBalanceFilter:
             endpoint = await self._directory.pick(ref, inv)
         inv.endpoint = endpoint
         inv.tried.add(endpoint.address)
-        started = endpoint.begin()
-        code = grpc.StatusCode.OK
+        done = endpoint.begin(inv.attempt_deadline or inv.deadline, timed=not inv.streaming)
         try:
-            return await next(inv)
-        except grpc.aio.AioRpcError as exc:
-            code = exc.code()
+            result = await next(inv)
+        except BaseException as error:
+            done(status_of(error))
             raise
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            code = grpc.StatusCode.UNKNOWN
-            raise
-        finally:
-            endpoint.end(started, code)
+        inv.on_end(done)
+        return result

@@ -7,12 +7,14 @@ from typing import Any
 from csf._exceptions import (
     CircuitOpenError,
     ConcurrencyLimitError,
+    DegradedError,
     NoProviderError,
     RateLimitedError,
 )
 
 REFUSALS: dict[type[BaseException], str] = {
     CircuitOpenError: "breaker",
+    DegradedError: "degrade",
     RateLimitedError: "rate_limit",
     ConcurrencyLimitError: "concurrency",
     NoProviderError: "no_provider",

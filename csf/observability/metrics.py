@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from csf._invocation import Invocation, Invoker
+from csf._invocation import Invocation, Invoker, MethodContext
 from csf.observability._rpc import refused_by, rpc_attributes
 from csf.observability.instruments import Instruments
 from csf.observability.tracing import server_status
 from csf.resilience.classify import status_of
-
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
 
 
 class _ByCode:
@@ -38,7 +35,8 @@ class _ByCode:
 
 
 class ClientMetricsFilter:
-    """`metrics`: calls by code, latency, calls in flight, retries, fallbacks, refusals."""
+    """`metrics`: calls by code, latency, calls in flight, retries, fallbacks, refusals;
+    a stream counts from its opening to its end."""
 
     __slots__ = ("_attributes", "_by_code", "_instruments")
 
@@ -48,27 +46,31 @@ class ClientMetricsFilter:
         self._by_code = _ByCode(self._attributes)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        instruments, attributes = self._instruments, self._attributes
-        instruments.client_active.add(1, attributes)
+        self._instruments.client_active.add(1, self._attributes)
         started = time.monotonic()
-        error: BaseException | None = None
         try:
-            return await next(inv)
-        except BaseException as raised:
-            error = raised
+            result = await next(inv)
+        except BaseException as error:
+            self._ended(inv, started, status_of(error), error)
             raise
-        finally:
-            instruments.client_active.add(-1, attributes)
-            code_attributes = self._by_code(status_of(error))
-            instruments.client_calls.add(1, code_attributes)
-            instruments.client_duration.record(time.monotonic() - started, code_attributes)
-            if inv.attempt:
-                instruments.client_retries.add(inv.attempt, attributes)
-            if inv.fallback_used:
-                instruments.client_fallbacks.add(1, attributes)
-            refusal = refused_by(error or inv.failure)
-            if refusal is not None:
-                instruments.client_rejected.add(1, {**attributes, "csf.rejected_by": refusal})
+        inv.on_end(lambda code: self._ended(inv, started, code, None))
+        return result
+
+    def _ended(
+        self, inv: Invocation, started: float, code: grpc.StatusCode, error: BaseException | None
+    ) -> None:
+        instruments, attributes = self._instruments, self._attributes
+        instruments.client_active.add(-1, attributes)
+        code_attributes = self._by_code(code)
+        instruments.client_calls.add(1, code_attributes)
+        instruments.client_duration.record(time.monotonic() - started, code_attributes)
+        if inv.attempt:
+            instruments.client_retries.add(inv.attempt, attributes)
+        if inv.fallback_used:
+            instruments.client_fallbacks.add(1, attributes)
+        refusal = refused_by(error or inv.failure)
+        if refusal is not None:
+            instruments.client_rejected.add(1, {**attributes, "csf.rejected_by": refusal})
 
 
 class ServerMetricsGuard:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
@@ -10,8 +10,21 @@ from opentelemetry.trace import TracerProvider
 
 from csf._exceptions import ConfigError
 
-if TYPE_CHECKING:
-    from csf.observability import Observability
+
+class ExportSettings(Protocol):
+    """What building providers reads of csf.Observability."""
+
+    @property
+    def exporter(self) -> str: ...
+    @property
+    def sampler_ratio(self) -> float: ...
+    @property
+    def install_global(self) -> bool: ...
+    @property
+    def prometheus_host(self) -> str: ...
+    @property
+    def prometheus_port(self) -> int | None: ...
+
 
 # One scrape endpoint (and meter provider) per address for the whole process.
 _prometheus: dict[tuple[str, int], MeterProvider] = {}
@@ -30,7 +43,7 @@ def _global_meter_provider() -> MeterProvider | None:
     return None if isinstance(provider, _ProxyMeterProvider) else provider
 
 
-def tracer_provider(config: Observability, service_name: str) -> TracerProvider | None:
+def tracer_provider(config: ExportSettings, service_name: str) -> TracerProvider | None:
     if config.exporter == "none":
         return _global_tracer_provider()
     from opentelemetry.sdk.resources import Resource
@@ -59,7 +72,7 @@ def tracer_provider(config: Observability, service_name: str) -> TracerProvider 
     return provider
 
 
-def meter_provider(config: Observability, service_name: str) -> MeterProvider | None:
+def meter_provider(config: ExportSettings, service_name: str) -> MeterProvider | None:
     if config.prometheus_port is None:
         return _global_meter_provider()
     address = (config.prometheus_host, config.prometheus_port)

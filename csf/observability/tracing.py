@@ -1,5 +1,6 @@
 """Tracing: a CLIENT span per logical call, a child CLIENT span per attempt (carrying W3C
-trace context to the provider in metadata), and a SERVER span per handled call.
+trace context to the provider in metadata), and a SERVER span per handled call. A stream
+has one CLIENT span, from its opening to its end, and carries its context itself.
 
 Attributes follow OpenTelemetry's RPC conventions (rpc.system, rpc.service, rpc.method,
 rpc.grpc.status_code, server.address, server.port) plus csf.* ones.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from contextvars import Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -18,12 +19,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from csf._invocation import Invocation, Invoker
+from csf._invocation import Invocation, Invoker, MethodContext
 from csf.observability._rpc import refused_by, rpc_attributes
 from csf.resilience.classify import status_of
-
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
 
 _TRACE_KEYS = ("traceparent", "tracestate")
 
@@ -44,9 +42,8 @@ def _open(
     return span, otel_context.attach(trace.set_span_in_context(span))
 
 
-def _close(
+def _finish(
     span: Span,
-    token: Token[Context],
     code: grpc.StatusCode,
     error: BaseException | None,
     attributes: dict[str, Any] | None = None,
@@ -57,7 +54,48 @@ def _close(
         if error is not None and not isinstance(error, grpc.aio.AioRpcError):
             span.record_exception(error)
     span.end()
+
+
+def _close(
+    span: Span,
+    token: Token[Context],
+    code: grpc.StatusCode,
+    error: BaseException | None,
+    attributes: dict[str, Any] | None = None,
+) -> None:
+    _finish(span, code, error, attributes)
     otel_context.detach(token)
+
+
+def _send_context(inv: Invocation, context: Context | None = None) -> None:
+    """Put W3C trace context (of `context`, else the current one) in the call's metadata."""
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier, context)
+    kept = [(k, v) for k, v in (inv.metadata or ()) if k not in _TRACE_KEYS]
+    inv.metadata = kept + list(carrier.items())
+
+
+def _outcome(inv: Invocation, error: BaseException | None) -> dict[str, Any]:
+    """What a logical call's span says of how it went."""
+    outcome: dict[str, Any] = {"csf.attempt": inv.attempt + 1, "csf.fallback": inv.fallback_used}
+    if inv.endpoint is not None:
+        outcome["csf.provider"] = inv.endpoint.address
+    if inv.breaker_state is not None:
+        outcome["csf.breaker.state"] = inv.breaker_state
+    refusal = refused_by(error or inv.failure)
+    if refusal is not None:
+        outcome["csf.rejected_by"] = refusal
+    return outcome
+
+
+def _call_attributes(ctx: MethodContext) -> dict[str, Any]:
+    return {
+        **rpc_attributes(ctx.method),
+        "csf.tenant": ctx.directory.key.tenant,
+        "csf.service": ctx.service,
+        "csf.cluster": ctx.config.cluster,
+        "csf.lb": ctx.config.lb,
+    }
 
 
 class ClientTracingFilter:
@@ -68,13 +106,7 @@ class ClientTracingFilter:
     def __init__(self, ctx: MethodContext, tracer: Tracer) -> None:
         self._tracer = tracer
         self._name = ctx.method.lstrip("/")
-        self._attributes = {
-            **rpc_attributes(ctx.method),
-            "csf.tenant": ctx.directory.key.tenant,
-            "csf.service": ctx.service,
-            "csf.cluster": ctx.config.cluster,
-            "csf.lb": ctx.config.lb,
-        }
+        self._attributes = _call_attributes(ctx)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         span, token = _open(self._tracer, self._name, SpanKind.CLIENT, self._attributes)
@@ -85,18 +117,32 @@ class ClientTracingFilter:
             error = raised
             raise
         finally:
-            outcome: dict[str, Any] = {
-                "csf.attempt": inv.attempt + 1,
-                "csf.fallback": inv.fallback_used,
-            }
-            if inv.endpoint is not None:
-                outcome["csf.provider"] = inv.endpoint.address
-            if inv.breaker_state is not None:
-                outcome["csf.breaker.state"] = inv.breaker_state
-            refusal = refused_by(error or inv.failure)
-            if refusal is not None:
-                outcome["csf.rejected_by"] = refusal
-            _close(span, token, status_of(error), error, outcome)
+            _close(span, token, status_of(error), error, _outcome(inv, error))
+
+
+class StreamTracingFilter:
+    """`tracing` for a stream: one CLIENT span from its opening to its end, its context
+    sent to the provider (the span is not made current: the stream outlives this call)."""
+
+    __slots__ = ("_attributes", "_name", "_tracer")
+
+    def __init__(self, ctx: MethodContext, tracer: Tracer) -> None:
+        self._tracer = tracer
+        self._name = ctx.method.lstrip("/")
+        self._attributes = _call_attributes(ctx)
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        span = self._tracer.start_span(
+            self._name, kind=SpanKind.CLIENT, attributes=self._attributes
+        )
+        _send_context(inv, trace.set_span_in_context(span))
+        try:
+            call = await next(inv)
+        except BaseException as error:
+            _finish(span, status_of(error), error, _outcome(inv, error))
+            raise
+        inv.on_end(lambda code: _finish(span, code, None, _outcome(inv, None)))
+        return call
 
 
 class AttemptTracingFilter:
@@ -117,10 +163,7 @@ class AttemptTracingFilter:
             attributes["server.port"] = endpoint.instance.port
             attributes["csf.provider"] = endpoint.address
         span, token = _open(self._tracer, self._name, SpanKind.CLIENT, attributes)
-        carrier: dict[str, str] = {}
-        _W3C.inject(carrier)
-        kept = [(k, v) for k, v in (inv.metadata or ()) if k not in _TRACE_KEYS]
-        inv.metadata = kept + list(carrier.items())
+        _send_context(inv)
         error: BaseException | None = None
         try:
             return await next(inv)

@@ -13,57 +13,65 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
 from csf._exceptions import ConcurrencyLimitError
-from csf._invocation import Invocation, Invoker
+from csf._invocation import Invocation, Invoker, LiveRules, MethodContext, MethodState
 from csf.resilience._limits import acquire_within, admit_or_abort
-from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule
 
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
+
+class ConcurrencyState:
+    """The consumer-side semaphore of one method, shared by all its stubs."""
+
+    __slots__ = ("_state", "max_wait", "semaphore")
+
+    def __init__(self, state: MethodState) -> None:
+        self._state = state
+        self._reload()
+        state.watch(ConcurrencyRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._state.rules.method_rule(ConcurrencyRule, self._state.method_name)
+        limit = rule.consumer if rule is not None else None
+        # Calls in flight keep (and give back) the old semaphore's permits.
+        self.semaphore = asyncio.Semaphore(limit) if limit else None
+        self.max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
 
 
 class ConcurrencyFilter:
-    __slots__ = ("_ctx", "_max_wait", "_semaphore")
+    """`concurrency`: a permit per call in flight; an open stream holds one until it ends."""
+
+    __slots__ = ("_limit",)
 
     def __init__(self, ctx: MethodContext) -> None:
-        self._ctx = ctx
-        self._semaphore: asyncio.Semaphore | None = None
-        self._max_wait = 0.0
-        self._reload()
-        ctx.rules.on_change(ConcurrencyRule.KIND, self._reload)
-
-    def _reload(self) -> None:
-        rule = self._ctx.rules.method_rule(ConcurrencyRule, self._ctx.method_name)
-        limit = rule.consumer if rule is not None else None
-        # Calls in flight keep (and give back) the old semaphore's permits.
-        self._semaphore = asyncio.Semaphore(limit) if limit else None
-        self._max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
+        self._limit = ctx.state.of(ConcurrencyState)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        semaphore = self._semaphore
+        semaphore = self._limit.semaphore
         if semaphore is None:
             return await next(inv)
         if semaphore.locked():
-            wait = min(self._max_wait, inv.deadline - time.monotonic())
+            wait = min(self._limit.max_wait, inv.deadline - time.monotonic())
             if not await acquire_within(semaphore.acquire(), wait):
                 raise ConcurrencyLimitError(f"{inv.method}: too many calls in flight")
         else:
             await semaphore.acquire()
         try:
-            return await next(inv)
-        finally:
+            result = await next(inv)
+        except BaseException:
             semaphore.release()
+            raise
+        inv.on_end(lambda code: semaphore.release())
+        return result
 
 
 class ExecutesGuard:
     """Provider side: the handlers of one method that may run at once."""
 
-    def __init__(self, method: str, executes: int | None, rules: ServiceRules | None) -> None:
+    def __init__(self, method: str, executes: int | None, rules: LiveRules | None) -> None:
         self._method = method
         self._name = method.rsplit("/", 1)[-1]
         self._default = executes

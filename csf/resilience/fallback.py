@@ -2,52 +2,70 @@
 
 It answers when CSF refused the call (open breaker, limits, no provider) or the provider
 failed it after retries; a business error (INVALID_ARGUMENT, NOT_FOUND...) passes through.
-While a `degrade` rule covers the method, the fallback answers every call. Without a
-fallback function, an empty response answers.
+While a `degrade` rule covers the method, the fallback answers every call; with no
+fallback, a degraded call fails with `DegradedError` (UNAVAILABLE), unless the stub asked
+for empty replies (`fallback=csf.EMPTY_REPLY`). Fallbacks answer unary calls only: a
+degraded stream fails with `DegradedError` when it opens.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from csf._exceptions import CircuitOpenError, InvocationError
-from csf._invocation import Invocation, Invoker
+from csf._exceptions import DegradedError, InvocationError
+from csf._invocation import Invocation, Invoker, MethodContext, MethodState
+from csf.config import EmptyReply
 from csf.resilience.classify import is_failure
 from csf.rules import DegradeRule
 
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
+
+async def answer_instead(
+    ctx: MethodContext, inv: Invocation, error: BaseException, *, empty_if_none: bool = False
+) -> Any:
+    """The fallback's answer; an empty response if the stub asked for those (or there is
+    no fallback and `empty_if_none`); else `error` is raised."""
+    fallback, empty = ctx.fallback, ctx.empty_response
+    if fallback is not None and not isinstance(fallback, EmptyReply):
+        inv.fallback_used, inv.failure = True, error
+        return await fallback(inv.request, error)
+    if empty is not None and (fallback is not None or empty_if_none):
+        inv.fallback_used, inv.failure = True, error
+        return empty()
+    raise error
 
 
-async def answer_instead(ctx: MethodContext, inv: Invocation, error: BaseException) -> Any:
-    """The fallback's answer, or an empty response when the method has no fallback."""
-    inv.fallback_used = True
-    inv.failure = error
-    if ctx.fallback is not None:
-        return await ctx.fallback(inv.request, error)
-    if ctx.empty_response is None:
-        raise error
-    return ctx.empty_response()
+class DegradeState:
+    """Whether a `degrade` rule covers the method now."""
+
+    __slots__ = ("_state", "degraded")
+
+    def __init__(self, state: MethodState) -> None:
+        self._state = state
+        self._reload()
+        state.watch(DegradeRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._state.rules.method_rule(DegradeRule, self._state.method_name)
+        self.degraded = rule is not None and rule.all
+
+
+def fallback_filter(ctx: MethodContext) -> FallbackFilter | DegradedStreamFilter:
+    return DegradedStreamFilter(ctx) if ctx.streaming else FallbackFilter(ctx)
 
 
 class FallbackFilter:
-    __slots__ = ("_ctx", "_degraded")
+    __slots__ = ("_ctx", "_degrade")
 
     def __init__(self, ctx: MethodContext) -> None:
         self._ctx = ctx
-        self._degraded = False
-        ctx.rules.on_change(DegradeRule.KIND, self._reload)
-        self._reload()
-
-    def _reload(self) -> None:
-        rule = self._ctx.rules.method_rule(DegradeRule, self._ctx.method_name)
-        self._degraded = rule is not None and rule.all
+        self._degrade = ctx.state.of(DegradeState)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        if self._degraded:
-            return await answer_instead(self._ctx, inv, CircuitOpenError("degraded by rule"))
+        if self._degrade.degraded:
+            refusal = DegradedError(f"{inv.service} {inv.method} is degraded by the degrade rule")
+            return await answer_instead(self._ctx, inv, refusal)
         try:
             return await next(inv)
         except grpc.aio.AioRpcError as error:
@@ -55,3 +73,17 @@ class FallbackFilter:
             if self._ctx.fallback is None or not refused:
                 raise
             return await answer_instead(self._ctx, inv, error)
+
+
+class DegradedStreamFilter:
+    """A stream of a degraded method is refused when it opens."""
+
+    __slots__ = ("_degrade",)
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._degrade = ctx.state.of(DegradeState)
+
+    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
+        if self._degrade.degraded:
+            raise DegradedError(f"{inv.service} {inv.method} is degraded by the degrade rule")
+        return await next(inv)

@@ -10,25 +10,19 @@ consumer, RESOURCE_EXHAUSTED from the provider.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from aiolimiter import AsyncLimiter
 
 from csf._exceptions import RateLimitedError
 from csf._handlers import OnEntry
-from csf._invocation import Invocation, Invoker
+from csf._invocation import Invocation, Invoker, LiveRules, MethodContext, MethodState
 from csf.resilience._limits import acquire_within, admit_or_abort
-from csf.rule_set import ServiceRules
 from csf.rules import RateLimitRule
 
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
 
-
-def _bucket(
-    rules: ServiceRules | None, method: str, side: str
-) -> tuple[AsyncLimiter | None, float]:
+def _bucket(rules: LiveRules | None, method: str, side: str) -> tuple[AsyncLimiter | None, float]:
     rule = rules.method_rule(RateLimitRule, method) if rules is not None else None
     if rule is None or rule.side != side or rule.rate is None:
         return None, 0.0
@@ -36,24 +30,37 @@ def _bucket(
     return AsyncLimiter(max_rate=burst, time_period=burst / rule.rate), rule.max_wait_ms / 1000
 
 
-class RateLimitFilter:
-    __slots__ = ("_ctx", "_limiter", "_max_wait")
+class RateLimitState:
+    """The consumer-side token bucket of one method, shared by all its stubs."""
 
-    def __init__(self, ctx: MethodContext) -> None:
-        self._ctx = ctx
+    __slots__ = ("_state", "limiter", "max_wait")
+
+    def __init__(self, state: MethodState) -> None:
+        self._state = state
         self._reload()
-        ctx.rules.on_change(RateLimitRule.KIND, self._reload)
+        state.watch(RateLimitRule.KIND, self._reload)
 
     def _reload(self) -> None:
-        self._limiter, self._max_wait = _bucket(self._ctx.rules, self._ctx.method_name, "consumer")
+        self.limiter, self.max_wait = _bucket(
+            self._state.rules, self._state.method_name, "consumer"
+        )
+
+
+class RateLimitFilter:
+    """`rate_limit`: one token per unary call, and per stream opened."""
+
+    __slots__ = ("_bucket",)
+
+    def __init__(self, ctx: MethodContext) -> None:
+        self._bucket = ctx.state.of(RateLimitState)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        limiter = self._limiter
+        limiter = self._bucket.limiter
         if limiter is not None:
             if limiter.has_capacity():
                 await limiter.acquire()
             else:
-                wait = min(self._max_wait, inv.deadline - time.monotonic())
+                wait = min(self._bucket.max_wait, inv.deadline - time.monotonic())
                 if not await acquire_within(limiter.acquire(), wait):
                     raise RateLimitedError(f"{inv.method}: over the rate limit")
         return await next(inv)
@@ -62,7 +69,7 @@ class RateLimitFilter:
 class RateLimitGuard:
     """Provider side: the token bucket of one method."""
 
-    def __init__(self, method: str, rules: ServiceRules | None) -> None:
+    def __init__(self, method: str, rules: LiveRules | None) -> None:
         self._method = method
         self._name = method.rsplit("/", 1)[-1]
         self._rules = rules

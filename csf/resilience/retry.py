@@ -2,12 +2,17 @@
 
 - failover (default): on UNAVAILABLE, or when one attempt's share of the deadline ran
   out, try another provider; only for idempotent methods, never past the deadline, with
-  exponential back-off and jitter, within the retry budget. Each attempt gets an equal
-  share of the time left, so a frozen provider cannot eat the whole deadline.
+  exponential back-off and jitter, within the retry budget. The first attempt gets an
+  equal share of the deadline, each retry twice the share of the attempt before, and
+  none less than ATTEMPT_HEADROOM x the method's recent latency (peak EWMA of its
+  successful attempts): a frozen provider costs a fast method only part of its
+  deadline, and a slow but healthy method is not cut short by its own retries.
 - failfast: one attempt.
 - failsafe: one attempt; a failure is logged and answered by the fallback, or an empty
   response.
 - forking: retries + 1 providers at once; the first success wins, the rest are cancelled.
+
+Streams are never retried: their requests are consumed as they are sent.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from tenacity import (
@@ -29,18 +34,18 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from csf._exceptions import InvocationError
-from csf._invocation import Invocation, Invoker
+from csf._invocation import Invocation, Invoker, MethodContext, MethodState
 from csf.resilience.budget import RetryBudget
 from csf.resilience.fallback import answer_instead
+from csf.resilience.latency import PeakEwma
 from csf.rules import RetryRule
-
-if TYPE_CHECKING:
-    from csf._chain import MethodContext
 
 logger = logging.getLogger("csf.retry")
 
 # Back-off before attempt n+1: 10 ms x 2^n plus up to 10 ms of jitter, at most 100 ms.
 BACKOFF = {"multiplier": 0.01, "max": 0.1, "jitter": 0.01}
+# An attempt may take this many times the method's recent latency, however many are left.
+ATTEMPT_HEADROOM = 4.0
 
 
 class stop_when_spent(stop_base):
@@ -55,26 +60,44 @@ class stop_when_spent(stop_base):
         return late or not self._budget.try_withdraw()
 
 
+class RetryState:
+    """The retry budget, the `retry` rule and the recent latency of one method."""
+
+    __slots__ = ("_state", "budget", "latency", "mode", "retries")
+
+    def __init__(self, state: MethodState) -> None:
+        self._state = state
+        self.budget = RetryBudget(RetryRule.budget_ratio, RetryRule.budget_min_per_s, state.clock)
+        self.latency = PeakEwma()
+        self._reload()
+        state.watch(RetryRule.KIND, self._reload)
+
+    def _reload(self) -> None:
+        rule = self._state.rules.method_rule(RetryRule, self._state.method_name) or RetryRule()
+        self.mode, self.retries = rule.cluster, rule.retries
+        self.budget.ratio, self.budget.min_per_s = rule.budget_ratio, rule.budget_min_per_s
+
+
+def retry_filter(ctx: MethodContext) -> RetryFilter | None:
+    return None if ctx.streaming else RetryFilter(ctx)
+
+
 class RetryFilter:
-    __slots__ = ("_attempts", "_ctx", "_mode", "budget")
+    __slots__ = ("_ctx", "_state", "budget")
 
     def __init__(self, ctx: MethodContext) -> None:
         self._ctx = ctx
-        self.budget = RetryBudget(RetryRule.budget_ratio, RetryRule.budget_min_per_s)
-        self._reload()
-        ctx.rules.on_change(RetryRule.KIND, self._reload)
+        self._state = ctx.state.of(RetryState)
+        self.budget = self._state.budget
 
-    def _reload(self) -> None:
-        ctx = self._ctx
-        rule = ctx.rules.method_rule(RetryRule, ctx.method_name) or RetryRule()
-        retries = ctx.config.retries if rule.retries is None else rule.retries
-        self._mode = rule.cluster
-        self._attempts = retries + 1
-        self.budget.ratio, self.budget.min_per_s = rule.budget_ratio, rule.budget_min_per_s
+    @property
+    def _attempts(self) -> int:
+        rule_retries = self._state.retries
+        return (self._ctx.config.retries if rule_retries is None else rule_retries) + 1
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         self.budget.deposit()
-        mode = self._mode
+        mode = self._state.mode
         if mode == "failover":
             return await self._failover(inv, next)
         if mode == "forking":
@@ -91,18 +114,27 @@ class RetryFilter:
             return time.monotonic() < inv.deadline  # only the attempt's share ran out
         return code is grpc.StatusCode.UNAVAILABLE
 
-    @staticmethod
-    def _share_deadline(inv: Invocation, attempts_left: int) -> None:
+    def _start_attempt(self, inv: Invocation, share: float) -> None:
+        """Let the attempt about to start run for `share` seconds, or for what the
+        method's recent latency needs if that is longer, within the call's deadline."""
+        share = max(share, ATTEMPT_HEADROOM * self._state.latency.value)
+        inv.attempt_deadline = min(inv.deadline, time.monotonic() + share)
+
+    async def _attempt(self, inv: Invocation, next: Invoker) -> Any:
+        started = time.monotonic()
+        response = await next(inv)
         now = time.monotonic()
-        inv.attempt_deadline = now + (inv.deadline - now) / attempts_left
+        self._state.latency.observe(now - started, now)
+        return response
 
     async def _failover(self, inv: Invocation, next: Invoker) -> Any:
         attempts = self._attempts if self._ctx.config.idempotent else 1
         if attempts == 1:
             return await next(inv)
-        self._share_deadline(inv, attempts)
+        share = (inv.deadline - time.monotonic()) / attempts
+        self._start_attempt(inv, share)
         try:  # the first attempt without tenacity: the common case stays cheap
-            return await next(inv)
+            return await self._attempt(inv, next)
         except Exception as error:
             if not self._retryable(inv, error):
                 raise
@@ -117,8 +149,9 @@ class RetryFilter:
         async for attempt in retrying:
             with attempt:
                 inv.attempt = attempt.retry_state.attempt_number
-                self._share_deadline(inv, attempts - inv.attempt)
-                return await next(inv)
+                share *= 2
+                self._start_attempt(inv, share)
+                return await self._attempt(inv, next)
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     async def _failsafe(self, inv: Invocation, next: Invoker) -> Any:
@@ -131,7 +164,7 @@ class RetryFilter:
                 inv.method,
                 error.code(),
             )
-            return await answer_instead(self._ctx, inv, error)
+            return await answer_instead(self._ctx, inv, error, empty_if_none=True)
 
     async def _forking(self, inv: Invocation, next: Invoker) -> Any:
         # The copies share `tried`, so each picks a provider the others have not.

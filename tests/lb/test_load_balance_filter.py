@@ -1,6 +1,7 @@
 """The load_balance filter: the endpoint for each attempt, counted busy while it runs."""
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,15 +23,18 @@ class Endpoint:
         self.usable = True
         self.weight = 100
         self.active = 0
-        self.ended: list[tuple[float, grpc.StatusCode]] = []
+        self.begun: list[tuple[float, bool]] = []
+        self.ended: list[grpc.StatusCode] = []
 
-    def begin(self) -> float:
+    def begin(self, deadline: float, *, timed: bool = True) -> Callable[[grpc.StatusCode], None]:
         self.active += 1
-        return 42.0
+        self.begun.append((deadline, timed))
 
-    def end(self, started: float, code: grpc.StatusCode) -> None:
-        self.active -= 1
-        self.ended.append((started, code))
+        def done(code: grpc.StatusCode) -> None:
+            self.active -= 1
+            self.ended.append(code)
+
+        return done
 
 
 class Directory:
@@ -66,7 +70,19 @@ async def test_the_picked_endpoint_is_busy_during_the_attempt_and_noted_as_tried
     assert await compose([lb], attempt)(inv) == "ok"
     assert seen == [(endpoint, 1)]
     assert inv.endpoint is endpoint and inv.tried == {"10.0.0.1:1"}
-    assert endpoint.active == 0 and endpoint.ended == [(42.0, grpc.StatusCode.OK)]
+    assert endpoint.active == 0 and endpoint.ended == [grpc.StatusCode.OK]
+    assert endpoint.begun == [(inv.deadline, True)], "a unary attempt is timed"
+
+
+async def test_a_stream_keeps_its_endpoint_busy_until_it_ends() -> None:
+    endpoint = Endpoint("10.0.0.1:1")
+    inv = Invocation("S", "/p.S/M", None, None, 5.0, end_hooks=[])
+    lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
+    assert await compose([lb], _answer)(inv) == "ok"
+    assert endpoint.active == 1 and endpoint.ended == [], "open: still busy"
+    assert endpoint.begun == [(5.0, False)], "how long a stream stays open is no latency"
+    inv.ended(grpc.StatusCode.INTERNAL)
+    assert endpoint.active == 0 and endpoint.ended == [grpc.StatusCode.INTERNAL]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +110,7 @@ async def test_the_attempt_ends_with_the_code_it_failed_with(
     lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
     with pytest.raises(type(error)):
         await compose([lb], attempt)(invocation())
-    assert endpoint.active == 0 and endpoint.ended == [(42.0, code)]
+    assert endpoint.active == 0 and endpoint.ended == [code]
 
 
 async def test_the_routers_pool_is_used_before_the_default_one() -> None:

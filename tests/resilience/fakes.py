@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from csf import Invocation
-from csf._chain import MethodContext
+from csf._invocation import Clock, MethodContext, MethodState
 from csf.config import MethodSettings
 from csf.observability import OFF, Telemetry
 from csf.registry._base import RuleListener
@@ -61,15 +61,23 @@ def context(
     fallback: Any = None,
     empty: Any = "empty",
     telemetry: Telemetry = OFF,
+    kind: str = "unary_unary",
+    clock: Clock | None = None,
+    state: MethodState | None = None,
 ) -> MethodContext:
-    """The MethodContext of method M of service S; `empty` None: a streaming method."""
+    """The MethodContext of method M of service S (`kind` says which kind of call), over
+    a fresh MethodState unless given one; `empty` None: no empty response."""
+    rules = rules or service_rules()[0]
+    if state is None:
+        state = MethodState("S", METHOD, rules, telemetry, *([clock] if clock else []))
     settings = MethodSettings(
         timeout=1.0, retries=retries, idempotent=idempotent, cluster="c", lb="random",
         group=None, version=None, tags={},
     )  # fmt: skip
     return MethodContext(
-        service="S", method=METHOD, config=settings, directory=None,  # type: ignore[arg-type]
-        rules=rules or service_rules()[0], balancer=None,  # type: ignore[arg-type]
+        service="S", method=METHOD, kind=kind, config=settings,
+        directory=None,  # type: ignore[arg-type]
+        rules=rules, state=state, balancer=None,  # type: ignore[arg-type]
         fallback=fallback, hash_key=None, telemetry=telemetry,
         empty_response=None if empty is None else lambda: empty,
     )  # fmt: skip

@@ -14,7 +14,7 @@ from csf.observability import Telemetry
 from csf.resilience.breaker import State
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.classify import FAILURE_CODES, is_failure, status_of
-from csf.resilience.fallback import FallbackFilter
+from csf.resilience.fallback import FallbackFilter, fallback_filter
 from tests.conftest import wait_until
 from tests.resilience.fakes import Provider, context, invocation, rpc_error, service_rules
 
@@ -218,7 +218,8 @@ async def test_a_degrade_rule_answers_its_methods_calls_until_it_is_deleted() ->
     assert await call(inv) == "fallback"
     assert provider.calls == [] and inv.fallback_used
     ((_, error),) = fallback.calls
-    assert isinstance(error, csf.CircuitOpenError) and error.details() == "degraded by rule"
+    assert isinstance(error, csf.DegradedError)
+    assert error.details() == "S /p.S/M is degraded by the degrade rule"
     feed.push("degrade", methods={"Other": {"all": True}})
     assert await call(invocation(1e9)) == "ok"
     feed.push("degrade", all=True)
@@ -228,9 +229,15 @@ async def test_a_degrade_rule_answers_its_methods_calls_until_it_is_deleted() ->
     assert len(provider.calls) == 2
 
 
-async def test_a_degraded_method_without_a_fallback_answers_empty_or_refuses() -> None:
+async def test_a_degraded_method_without_a_fallback_is_refused_unless_empty_replies_asked() -> None:
     rules, _ = service_rules(degrade={"all": True})
-    assert await compose([FallbackFilter(context(rules))], Provider())(invocation(1e9)) == "empty"
-    streaming = context(rules, empty=None)
-    with pytest.raises(csf.CircuitOpenError, match="degraded by rule"):
-        await compose([FallbackFilter(streaming)], Provider())(invocation(1e9))
+    provider = Provider()
+    with pytest.raises(csf.DegradedError, match="degraded by the degrade rule") as refused:
+        await compose([FallbackFilter(context(rules))], provider)(invocation(1e9))
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    empty = context(rules, fallback=csf.EMPTY_REPLY)
+    assert await compose([FallbackFilter(empty)], provider)(invocation(1e9)) == "empty"
+    streaming = context(rules, kind="unary_stream")
+    with pytest.raises(csf.DegradedError, match="degraded by the degrade rule"):
+        await compose([fallback_filter(streaming)], provider)(invocation(1e9))
+    assert provider.calls == []

@@ -12,7 +12,7 @@ import pytest
 
 import csf
 from csf import Invocation, compose
-from csf._chain import MethodContext
+from csf._invocation import MethodContext, MethodState
 from csf.config import MethodSettings
 from csf.observability import OFF
 from csf.resilience import retry as retry_module
@@ -34,8 +34,15 @@ class FakeRules:
         rule = self.rules.get(kind.KIND)
         return None if rule is None else rule.for_method(method)
 
-    def on_change(self, kind: str, listener: Callable[[], None]) -> None:
+    def get(self, kind: Any) -> Any:
+        return self.rules.get(kind.KIND)
+
+    def version(self, kind: str) -> int:
+        return 0
+
+    def on_change(self, kind: str, listener: Callable[[], None]) -> Callable[[], None]:
         self.listeners[kind].append(listener)
+        return lambda: self.listeners[kind].remove(listener)
 
     def push(self, rule: Any) -> None:
         self.rules[rule.KIND] = rule
@@ -50,9 +57,12 @@ def context(
         timeout=1.0, retries=retries, idempotent=idempotent, cluster="c", lb="random",
         group=None, version=None, tags={},
     )  # fmt: skip
+    rules = rules or FakeRules()
     return MethodContext(
-        service="S", method="/p.S/M", config=settings, directory=None,  # type: ignore[arg-type]
-        rules=rules or FakeRules(), balancer=None, fallback=fallback,  # type: ignore[arg-type]
+        service="S", method="/p.S/M", kind="unary_unary", config=settings,
+        directory=None,  # type: ignore[arg-type]
+        rules=rules, state=MethodState("S", "/p.S/M", rules, OFF),
+        balancer=None, fallback=fallback,  # type: ignore[arg-type]
         hash_key=None, telemetry=OFF, empty_response=lambda: "empty",
     )  # fmt: skip
 
@@ -135,8 +145,9 @@ async def test_a_frozen_provider_takes_only_its_share_of_the_deadline(clock: Fak
     inv = invocation(0.75, clock)
     assert await compose([RetryFilter(context())], terminal)(inv) == "ok"
     assert terminal.attempts == [0, 1]
-    # The first of three attempts gets a third of 0.75 s, the second half of what is left.
-    assert terminal.attempt_deadlines == [1024.25, 1024.5]
+    # The first of three attempts gets a third of 0.75 s; the second twice that at
+    # least (a slow method must not be cut short by its own retries): all that is left.
+    assert terminal.attempt_deadlines == [1024.25, 1024.75]
 
 
 async def test_retries_never_go_past_the_deadline(clock: FakeClock) -> None:
@@ -145,8 +156,8 @@ async def test_retries_never_go_past_the_deadline(clock: FakeClock) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await compose([RetryFilter(context(retries=3))], terminal)(inv)
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert terminal.attempts == [0, 1, 2, 3]
-    assert terminal.attempt_deadlines == [1024.125, 1024.25, 1024.375, 1024.5]
+    assert terminal.attempts == [0, 1, 2]
+    assert terminal.attempt_deadlines == [1024.125, 1024.375, 1024.5]
     assert clock.now == inv.deadline, "the last attempt ended at the call's deadline"
 
 
@@ -209,7 +220,7 @@ async def test_the_fallback_answers_failures_but_not_business_errors() -> None:
 
 async def test_a_degrade_rule_forces_the_fallback_and_lifting_it_restores_calls() -> None:
     rules = FakeRules()
-    fallback = FallbackFilter(context(rules))
+    fallback = FallbackFilter(context(rules, fallback=csf.EMPTY_REPLY))
     terminal = Terminal()
     assert await compose([fallback], terminal)(invocation()) == "ok"
     rules.push(DegradeRule(methods={"M": {"all": True}}))

@@ -49,19 +49,27 @@ class Attempts:
         return await self.provider(inv)
 
 
-@pytest.mark.parametrize(
-    "failures",
-    [(DEADLINE_EXCEEDED, UNAVAILABLE), (UNAVAILABLE, DEADLINE_EXCEEDED)],
-    ids=["deadline-first", "unavailable-first"],
-)
-async def test_failover_gives_each_attempt_an_equal_share_of_the_time_left(
-    clock: FakeClock, failures: tuple[grpc.StatusCode, grpc.StatusCode]
+@pytest.mark.parametrize("failure", [DEADLINE_EXCEEDED, UNAVAILABLE])
+async def test_failover_gives_an_attempt_an_equal_share_or_twice_the_last_one(
+    clock: FakeClock, failure: grpc.StatusCode
 ) -> None:
-    attempts = Attempts(clock, *failures, "ok")
+    attempts = Attempts(clock, failure, "ok")
     inv = invocation(clock.now + 3)
     assert await compose([RetryFilter(context())], attempts)(inv) == "ok"
-    assert attempts.numbers == [0, 1, 2]
-    assert attempts.deadlines == [1_001, 1_002, 1_003]
+    assert attempts.numbers == [0, 1]
+    # A third of 3 s, then twice that (more than half of the 2 s left).
+    assert attempts.deadlines == [1_001, 1_003]
+
+
+async def test_an_attempt_gets_at_least_headroom_times_the_recent_latency(
+    clock: FakeClock,
+) -> None:
+    retrying = RetryFilter(context())
+    assert await compose([retrying], Attempts(clock, "ok", took=0.5))(invocation(clock.now + 3))
+    attempts = Attempts(clock, "ok", took=0.5)
+    await compose([retrying], attempts)(invocation(clock.now + 3))
+    start = clock.now - 0.5
+    assert attempts.deadlines == [start + 2.0], "4 x 0.5 s, not a third of 3 s"
 
 
 async def test_failover_tries_retries_plus_one_times_and_raises_the_last_error(
