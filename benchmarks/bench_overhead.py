@@ -8,6 +8,7 @@
     to bind, breaker and retry policy in place
 (d) traced: (c) with tracing at 100% sampling into a batching exporter that drops spans,
     on both sides
+streams: a server stream of 1,000 messages read whole, raw next to CSF's default chain
 peer: apache-dubbo (Triple protocol, the same protobuf messages) at concurrency 16 and 64
     with 100 B, when the `apache-dubbo` package is installed; its blocking client runs in
     its own process with one thread per in-flight call (benchmarks/dubbo_peer.py)
@@ -52,6 +53,7 @@ HAS_DUBBO = importlib.util.find_spec("dubbo") is not None
 CONCURRENCY = (1, 16, 64, 256)
 PAYLOADS = {"100B": 100, "4KiB": 4096}
 TICK = os.sysconf("SC_CLK_TCK")
+STREAM_MESSAGES = 1_000
 NOT_BINDING = {
     "ratelimit": {"schema": 1, "rate": 1_000_000, "burst": 1_000_000},
     "concurrency": {"schema": 1, "consumer": 100_000, "provider": 100_000},
@@ -124,6 +126,24 @@ async def run_load(call: Call, payload: int, concurrency: int, seconds: float) -
     start = time.monotonic()
     await asyncio.gather(*(caller() for _ in range(concurrency)))
     return run_figures(latencies, errors, time.monotonic() - start)
+
+
+async def run_streams(open_stream: Callable[..., Any], seconds: float) -> dict[str, Any]:
+    """Server streams of STREAM_MESSAGES read whole, one after another, for `seconds`."""
+    request = greeter_pb2.HelloRequest(name="x", count=STREAM_MESSAGES)
+    durations: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end or not durations:
+        started = time.perf_counter()
+        received = 0
+        async for _ in open_stream(request):
+            received += 1
+        assert received == STREAM_MESSAGES, received
+        durations.append(time.perf_counter() - started)
+    durations.sort()
+    median = durations[len(durations) // 2]
+    return {"streams": len(durations), "ms_per_stream": median * 1e3,
+            "messages_per_s": STREAM_MESSAGES / median}  # fmt: skip
 
 
 def run_figures(latencies: list[float], errors: int, elapsed: float) -> dict[str, Any]:
@@ -208,14 +228,18 @@ async def _measure(
     }  # fmt: skip
     channel = grpc.aio.insecure_channel(servers.addresses["raw"])
     calls: dict[str, Call] = {"raw": greeter_pb2_grpc.GreeterStub(channel).SayHello}
+    streams = {"raw": greeter_pb2_grpc.GreeterStub(channel).StreamHellos}
     for name, consumer in consumers.items():
         await consumer.start()
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=10)
         await consumer.directory("XIESR").wait_listed()
         calls[name] = stub.SayHello
+        if name == "default":
+            streams[name] = stub.StreamHellos
     server_pid = {"raw": "raw", "empty": "csf", "default": "csf", "traced": "traced"}
     server_pid["dubbo"] = "dubbo"
     samples: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    stream_samples: dict[str, list[dict[str, Any]]] = {}
     dubbo_answers = HAS_DUBBO
     for call in calls.values():  # warm every path up
         await run_load(call, 100, 4, 0.3)
@@ -247,13 +271,30 @@ async def _measure(
                     calls_made = max(1, result["calls"])
                     result["server_cpu_us"] = (cpu_seconds(pid) - server_before) / calls_made * 1e6
                     samples.setdefault((variant, level, payload_name), []).append(result)
+        for variant, open_stream in streams.items():
+            stream_samples.setdefault(variant, []).append(await run_streams(open_stream, seconds))
     await channel.close()
     for consumer in consumers.values():
         await consumer.close()
     if not dubbo_answers:  # rounds with and without the peer cannot be compared
         for key in [key for key in samples if key[0] == "dubbo"]:
             del samples[key]
-    return summarize(samples, rounds, seconds)
+    return {**summarize(samples, rounds, seconds), "streams": summarize_streams(stream_samples)}
+
+
+def summarize_streams(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Median time to read a whole stream per variant, and CSF's rate over raw's."""
+    ratios = [
+        csf_run["messages_per_s"] / raw_run["messages_per_s"]
+        for csf_run, raw_run in zip(samples["default"], samples["raw"], strict=True)
+    ]
+    return {
+        "messages": STREAM_MESSAGES,
+        **{f"{variant}_ms": round(statistics.median(r["ms_per_stream"] for r in runs), 2)
+           for variant, runs in samples.items()},
+        "default_over_raw": round(statistics.median(ratios), 3),
+        "spread": round(max(ratios) - min(ratios), 3),
+    }  # fmt: skip
 
 
 def summarize(
@@ -318,6 +359,12 @@ def report(data: dict[str, Any]) -> None:
     )
     for row in order:
         print(" ".join(f"{row[key]:>{width}{fmt}}" for _, key, width, fmt in COLUMNS))
+    streams = data["streams"]
+    print(
+        f"server stream of {streams['messages']} messages: raw {streams['raw_ms']:.2f} ms, "
+        f"CSF default chain {streams['default_ms']:.2f} ms, "
+        f"{streams['default_over_raw']:.3f}x raw's rate (+-{streams['spread']:.3f})"
+    )
     if not data["dubbo"]:
         print("apache-dubbo is not installed: no peer figures (pip install apache-dubbo)")
     for peer in data["dubbo"]:

@@ -4,17 +4,21 @@ call's own, and never later than the deadline of the handler the call is made in
 A provider sees a deadline up to ~0.1 s longer than the one sent (gRPC rounds it up
 on the wire), hence the small slack in the bounds below."""
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 from kazoo.client import KazooClient
 
 import csf
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
-from tests.conftest import consumer_for, pushed, removed, serving
+from tests.conftest import consumer_for, pushed, removed, serving, wait_until
 
 Request = greeter_pb2.HelloRequest
 
@@ -102,3 +106,47 @@ async def test_the_timeout_rule_sets_the_deadline_and_a_call_s_own_timeout_wins(
         await removed(kazoo, tenant, rules, "timeout")
         await stub.SayHello(Request(name="stub"))
         assert servicer.seen[-1] is not None and servicer.seen[-1] > 20.0, "the stub's 30 s"
+
+
+async def test_the_inherited_deadline_ends_the_downstream_call_not_its_cancellation(
+    zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
+) -> None:
+    """A's handler makes its call to B in a task of its own, shielded from A's
+    cancellation: only the deadline A inherited can end that call at A's 1 s."""
+    consumer = consumer_for(zookeeper.url, tenant, tmp_path)
+    ended: list[tuple[float, grpc.StatusCode]] = []
+
+    async def stall(self: Greeter, request: Any, context: Any) -> Any:
+        await asyncio.sleep(30)  # B never answers in time
+        return greeter_pb2.HelloReply(message="too late")
+
+    async def forward(self: Greeter, request: Any, context: Any) -> Any:
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPB", timeout=20)
+        started = time.monotonic()
+
+        async def call_b() -> None:
+            try:
+                await stub.SayHello(request)
+            except grpc.aio.AioRpcError as error:
+                ended.append((time.monotonic() - started, error.code()))
+
+        await asyncio.shield(asyncio.ensure_future(call_b()))
+        return greeter_pb2.HelloReply(message="unreachable")
+
+    upstream = csf.provider(service="HOPA", warmup=0)(
+        type("HopA", (Greeter,), {"SayHello": forward})
+    )
+    downstream = csf.provider(service="HOPB", warmup=0)(
+        type("HopB", (Greeter,), {"SayHello": stall})
+    )
+    async with consumer, serving(zookeeper.url, tenant, upstream, downstream):
+        warm = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPB", timeout=5)
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await warm.SayHello(Request(name="warm"), timeout=0.5)  # listing and connection
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="HOPA", timeout=20)
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await stub.SayHello(Request(name="x"), timeout=1.0)
+        await wait_until(lambda: bool(ended), 10, "the call to B over")
+    [(seconds, code)] = ended
+    assert code is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert seconds < 1.5, f"B's call ran {seconds:.2f} s: the inherited 1 s did not end it"

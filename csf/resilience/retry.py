@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import time
 from typing import Any
 
@@ -42,8 +43,11 @@ from csf.rules import RetryRule
 
 logger = logging.getLogger("csf.retry")
 
-# Back-off before attempt n+1: 10 ms x 2^n plus up to 10 ms of jitter, at most 100 ms.
-BACKOFF = {"multiplier": 0.01, "max": 0.1, "jitter": 0.01}
+# Back-off before retry n (1, 2, ...): 10 ms x 2^(n-1) plus up to 10 ms of jitter, at
+# most 100 ms. The first is slept before tenacity takes over; it waits the later ones.
+FIRST_BACKOFF = 0.01
+BACKOFF_JITTER = 0.01
+BACKOFF_MAX = 0.1
 # An attempt may take this many times the method's recent latency, however many are left.
 ATTEMPT_HEADROOM = 4.0
 
@@ -136,13 +140,16 @@ class RetryFilter:
         try:  # the first attempt without tenacity: the common case stays cheap
             return await self._attempt(inv, next)
         except Exception as error:
-            if not self._retryable(inv, error):
+            backoff = FIRST_BACKOFF + random.uniform(0, BACKOFF_JITTER)
+            late = time.monotonic() + backoff >= inv.deadline
+            if not self._retryable(inv, error) or late or not self.budget.try_withdraw():
                 raise
-            if time.monotonic() >= inv.deadline or not self.budget.try_withdraw():
-                raise
+        await asyncio.sleep(backoff)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts - 1) | stop_when_spent(inv, self.budget),
-            wait=wait_exponential_jitter(**BACKOFF),
+            wait=wait_exponential_jitter(
+                multiplier=2 * FIRST_BACKOFF, max=BACKOFF_MAX, jitter=BACKOFF_JITTER
+            ),
             retry=retry_if_exception(lambda error: self._retryable(inv, error)),
             reraise=True,
         )

@@ -15,7 +15,9 @@ from csf.resilience.breaker import State
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.classify import FAILURE_CODES, is_failure, status_of
 from csf.resilience.fallback import FallbackFilter, fallback_filter
+from csf.resilience.retry import RetryFilter
 from tests.conftest import wait_until
+from tests.resilience.clock import FakeClock
 from tests.resilience.fakes import Provider, context, invocation, rpc_error, service_rules
 
 FAILURES = sorted(FAILURE_CODES, key=lambda code: code.name)
@@ -241,3 +243,33 @@ async def test_a_degraded_method_without_a_fallback_is_refused_unless_empty_repl
     with pytest.raises(csf.DegradedError, match="degraded by the degrade rule"):
         await compose([fallback_filter(streaming)], provider)(invocation(1e9))
     assert provider.calls == []
+
+
+async def test_the_breaker_filter_runs_on_the_method_state_s_clock() -> None:
+    """open_s and the window pass on the injected clock, not on the wall clock."""
+    clock = FakeClock()
+    rules, _ = service_rules(breaker={"min_calls": 2, "error_ratio": 0.5, "open_s": 30})
+    breaker = BreakerFilter(context(rules, clock=clock))
+    provider = Provider(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
+    call = compose([breaker], provider)
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call(invocation(1e9))
+    with pytest.raises(csf.CircuitOpenError):
+        await call(invocation(1e9))
+    clock.advance(29.9)
+    assert breaker.state is State.OPEN, "30 s have not passed on the state's clock"
+    clock.advance(0.2)
+    assert breaker.state is State.HALF_OPEN
+    for _ in range(3):  # the default three probes, all answered
+        assert await call(invocation(1e9)) == "ok"
+    assert breaker.state is State.CLOSED
+
+
+def test_every_stub_of_a_method_shares_its_breaker_budget_and_limits() -> None:
+    rules, _ = service_rules()
+    shared = context(rules).state
+    first, second = context(rules, state=shared), context(rules, state=shared, retries=0)
+    assert BreakerFilter(first).breaker is BreakerFilter(second).breaker
+    assert RetryFilter(first).budget is RetryFilter(second).budget
+    assert RetryFilter(first).budget is not RetryFilter(context(rules)).budget
