@@ -24,7 +24,7 @@ from csf.observability.tracing import (
 )
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.concurrency import ConcurrencyFilter
-from csf.resilience.fallback import fallback_filter
+from csf.resilience.fallback import FallbackFilter
 from csf.resilience.ratelimit import RateLimitFilter
 from csf.resilience.retry import retry_filter
 from csf.router import RouterFilter
@@ -71,7 +71,7 @@ BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
     "tracing": _tracing,
     "metrics": _metrics,
     "attempt_tracing": _attempt_tracing,
-    "fallback": fallback_filter,
+    "fallback": FallbackFilter,
     "breaker": BreakerFilter,
     "retry": retry_filter,
     "rate_limit": RateLimitFilter,

@@ -211,6 +211,13 @@ class LiveRules(Protocol):
     def on_change(self, kind: str, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` on every change of `kind`; returns what stops that."""
 
+    @property
+    def ready(self) -> bool:
+        """Every kind was read once (or waiting for that was given up)."""
+
+    async def settle(self, within: float) -> None:
+        """Wait up to `within` seconds for every kind's first reading."""
+
 
 StateT = TypeVar("StateT")
 

@@ -32,7 +32,7 @@ from csf._invocation import (
     compose,
 )
 from csf.auth import CallerToken
-from csf.config import StubConfig
+from csf.config import DEFAULT_STARTUP_WAIT, StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Serializer
 from csf.lb import balancer
@@ -45,8 +45,13 @@ RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 # How often GovernedChannel.wait_for_state_change looks again at a changed provider set.
 STATE_RECHECK = 0.5
+# How long a consumer's first calls wait for the rules in the registry (then go on).
+RULES_WAIT = DEFAULT_STARTUP_WAIT
 # grpc.aio's details of a call cancelled on the caller's side.
 CANCELLED_DETAILS = "Locally cancelled by application!"
+# grpc.aio's words for a write to a call that is over.
+FINISHED_DETAILS = "RPC already finished."
+CANCELLED = grpc.StatusCode.CANCELLED
 
 
 def _deadline_exceeded() -> grpc.aio.AioRpcError:
@@ -134,33 +139,64 @@ def _report_end(inv: Invocation, call: Any) -> None:
 
 
 class _TaskCall:
-    """The RpcContext and Call parts of a call object whose chain runs in `self._task`."""
+    """The RpcContext and Call parts of a call object whose chain runs in `self._task`.
+
+    As in grpc.aio, a call is done the moment cancel() succeeds, its done callbacks run
+    then (at once if added later), and cancelled() means it ended CANCELLED."""
 
     _task: asyncio.Task[Any]
     _inv: Invocation
 
     def __init__(self, invoker: Invoker, inv: Invocation) -> None:
         self._inv = inv
+        self._cancelled = False
+        self._callbacks: list[Callable[[Any], None]] | None = []
         self._task = asyncio.ensure_future(invoker(inv))
+        self._task.add_done_callback(self._chain_ended)
+
+    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """The call is over: run its done callbacks, once."""
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback(self)
+
+    def _chain_code(self) -> grpc.StatusCode:
+        """The status the finished chain task ended with."""
+        task = self._task
+        return status_of(asyncio.CancelledError() if task.cancelled() else task.exception())
 
     def cancelled(self) -> bool:
-        return self._task.cancelled()
+        return self._cancelled or (self.done() and self._chain_code() is CANCELLED)
 
     def done(self) -> bool:
-        return self._task.done()
+        return self._callbacks is None
 
     def time_remaining(self) -> float | None:
         return max(0.0, self._inv.deadline - time.monotonic())
 
     def cancel(self) -> bool:
-        return self._task.cancel()
+        if self.done():
+            return False
+        self._cancelled = True
+        self._stop()
+        self._end()
+        return True
+
+    def _stop(self) -> None:
+        self._task.cancel()
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        self._task.add_done_callback(lambda _: callback(self))
+        if self._callbacks is None:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
 
     async def _outcome(self) -> BaseException | None:
         await asyncio.wait([self._task])
-        if self._task.cancelled():
+        if self._cancelled or self._task.cancelled():
             return asyncio.CancelledError()
         return self._task.exception()
 
@@ -210,33 +246,29 @@ class GovernedUnaryUnaryCall(_TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respon
 
 
 class _StreamCall(_TaskCall):
-    """A streaming call: `self._task` runs the chain, which opens the call on a provider."""
+    """A streaming call: `self._task` runs the chain, which opens the call on a provider;
+    the stream is over when the chain failed, or when that call is."""
+
+    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            self._end()
+        else:
+            task.result().add_done_callback(lambda _: self._end())
 
     async def _call(self) -> Any:
         return await self._task
 
     def cancelled(self) -> bool:
-        call = self._inv.call
-        return bool(call.cancelled()) if call is not None else self._task.cancelled()
+        if self._cancelled or not self.done():
+            return self._cancelled
+        if self._chain_code() is not grpc.StatusCode.OK:
+            return self._chain_code() is CANCELLED
+        return bool(self._task.result().cancelled())
 
-    def done(self) -> bool:
-        call = self._inv.call
-        return self._task.done() and (call is None or call.done())
-
-    def cancel(self) -> bool:
-        call = self._inv.call
-        if call is not None:
-            return bool(call.cancel())
-        return self._task.cancel()
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        def forward(task: asyncio.Task[Any]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                callback(self)
-            else:
-                task.result().add_done_callback(lambda _: callback(self))
-
-        self._task.add_done_callback(forward)
+    def _stop(self) -> None:
+        if self._inv.call is not None:
+            self._inv.call.cancel()
+        self._task.cancel()
 
     async def code(self) -> grpc.StatusCode:
         error = await self._outcome()
@@ -247,11 +279,10 @@ class _StreamCall(_TaskCall):
         return await self._inv.call.details() if error is None else await super().details()
 
     async def trailing_metadata(self) -> Metadata:
-        try:
-            call = await self._call()
-        except grpc.aio.AioRpcError as error:
-            return cast(Metadata, error.trailing_metadata())
-        return cast(Metadata, await call.trailing_metadata())
+        error = await self._outcome()
+        if error is None:
+            return cast(Metadata, await self._inv.call.trailing_metadata())
+        return await super().trailing_metadata()
 
 
 class _StreamReader(_StreamCall):
@@ -268,10 +299,13 @@ class _StreamReader(_StreamCall):
 
 class _StreamWriter(_StreamCall):
     async def write(self, request: Any) -> None:
+        if self.done():
+            raise asyncio.InvalidStateError(FINISHED_DETAILS)
         await (await self._call()).write(request)
 
     async def done_writing(self) -> None:
-        await (await self._call()).done_writing()
+        if not self.done():  # as in grpc.aio, nothing to do once the call is over
+            await (await self._call()).done_writing()
 
 
 class GovernedUnaryStreamCall(_StreamReader, grpc.aio.UnaryStreamCall[RequestT, ResponseT]):
@@ -299,6 +333,7 @@ class _GovernedMultiCallable:
     def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
         self._ctx = ctx
         self._invoker = invoker
+        self._rules = ctx.rules
         self._timeout = ctx.state.of(TimeoutState)
         # A client stream's requests cannot be hashed: only a single request can.
         self._hash_key = ctx.hash_key if ctx.kind in ("unary_unary", "unary_stream") else None
@@ -326,7 +361,13 @@ class _GovernedMultiCallable:
             wait_for_ready=wait_for_ready,
             end_hooks=[] if ctx.streaming else None,
         )
-        return self._call_class(self._invoker, inv)
+        invoker = self._invoker if self._rules.ready else self._after_first_rules
+        return self._call_class(invoker, inv)
+
+    async def _after_first_rules(self, inv: Invocation) -> Any:
+        """A new consumer's first calls obey the rules already in the registry."""
+        await self._rules.settle(min(RULES_WAIT, inv.deadline - time.monotonic()))
+        return await self._invoker(inv)
 
     def _key(self, request: Any) -> str:
         assert self._hash_key is not None
@@ -413,7 +454,7 @@ class GovernedChannel(grpc.aio.Channel):
             rules=state.rules,
             state=state,
             balancer=balancer(config.lb, field=field),
-            fallback=self.config.fallback_for(name),
+            fallback=None if kind in STREAM_KINDS else self.config.fallback_for(name),
             hash_key=self.config.hash_key_for(name),
             telemetry=self._telemetry,
             caller=self._caller,

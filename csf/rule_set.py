@@ -7,6 +7,7 @@ stays), and a deleted (or empty) one restores the defaults (None).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections import defaultdict
@@ -30,6 +31,9 @@ class ServiceRules:
         self.current: dict[str, Rule | None] = dict.fromkeys(kinds)
         self._versions: dict[str, int] = dict.fromkeys(self.current, 0)
         self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
+        self._unread = set(self.current)
+        self._read = asyncio.Event()
+        self._waited = False
         self._subscriptions: list[Subscription] = [
             registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
             for kind in self.current
@@ -53,6 +57,20 @@ class ServiceRules:
     def route(self) -> RouteRule | None:
         return self.get(RouteRule)
 
+    @property
+    def ready(self) -> bool:
+        """Every kind was read once (or `settle` gave up waiting for that)."""
+        return self._waited or self._read.is_set()
+
+    async def settle(self, within: float) -> None:
+        """Wait up to `within` seconds for every kind's first reading, so that a consumer's
+        first calls obey the rules already in the registry. Gives up for good once."""
+        if not self.ready:
+            try:
+                await asyncio.wait_for(self._read.wait(), within)
+            except TimeoutError:
+                self._waited = True
+
     def version(self, kind: str) -> int:
         """How many times rule `kind` changed: a cheap test of whether to rebuild."""
         return self._versions.get(kind, 0)
@@ -70,6 +88,9 @@ class ServiceRules:
         return sum(len(listeners) for listeners in self._listeners.values())
 
     def _update(self, kind: str, data: bytes | None) -> None:
+        self._unread.discard(kind)
+        if not self._unread:
+            self._read.set()
         try:
             # An empty node is a rule being written (created, then set): no rule yet.
             rule = parse_rule(kind, data) if data else None

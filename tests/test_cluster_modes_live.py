@@ -18,6 +18,7 @@ from demo.providers import Greeter
 from tests.conftest import (
     consumer_for,
     counted,
+    push_rule,
     pushed,
     removed,
     serving,
@@ -94,6 +95,21 @@ async def test_a_pushed_breaker_opens_on_failures_and_then_spares_the_provider(
         assert [reply.message for reply in replies] == ["fallback y"] * 5
         assert calls["down"] == 4
         assert all(isinstance(error, csf.CircuitOpenError) for error in fallback.errors)
+
+
+async def test_a_new_consumer_s_very_first_call_obeys_a_standing_rule(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path
+) -> None:
+    calls: Counter[str] = Counter()
+    await asyncio.to_thread(push_rule, kazoo, tenant, "breaker", {"schema": 1, "force": "open"})
+    async with (
+        serving(zookeeper.url, tenant, counted(calls, "up")),
+        consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
+    ):
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
+        with pytest.raises(csf.CircuitOpenError):
+            await stub.SayHello(Request(name="first"))
+        assert calls["up"] == 0, "the rule was in ZooKeeper before the consumer started"
 
 
 async def test_force_closed_lets_calls_through_a_tripped_breaker(

@@ -99,3 +99,23 @@ async def test_stubs_and_channels_leave_no_rule_listener_behind(
                 greeter_pb2_grpc.GreeterStub(channel)
         gc.collect()
         assert rules.listener_count == start
+
+
+async def test_pickers_the_directory_replaced_stop_watching_endpoint_load(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(zookeeper.url, tenant, greeter_variant(), greeter_variant()) as servers,
+        consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
+    ):
+        stub = consumer.stub(
+            greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5, lb="least_active"
+        )
+        await stub.SayHello(Request(name="x"))
+        directory = consumer.directory("XIESR")
+        await wait_until(lambda: len(directory.endpoints) == 2, 10, "both providers listed")
+        for weight in (10, 20, 30):  # each weight rule rebuilds every picker
+            rule = {"schema": 1, "instances": {servers[0].address: weight}}
+            await pushed(kazoo, tenant, consumer.rules("XIESR"), "weight", rule)
+        watchers = [len(endpoint.watchers) for endpoint in directory.endpoints.values()]
+        assert watchers == [1, 1], "only the current least_active picker watches"

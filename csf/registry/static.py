@@ -51,7 +51,8 @@ class StaticRegistry:
     def subscribe_rule(
         self, tenant: str, service: str, kind: str, listener: RuleListener
     ) -> Subscription:
-        """Direct connection has no rules: nothing is ever delivered."""
+        """Direct connection has no rules: there is none, now and later."""
+        listener(None)
         return _StaticSubscription(None)
 
     def subscribe_subscribers(

@@ -4,8 +4,8 @@ It answers when CSF refused the call (open breaker, limits, no provider) or the 
 failed it after retries; a business error (INVALID_ARGUMENT, NOT_FOUND...) passes through.
 While a `degrade` rule covers the method, the fallback answers every call; with no
 fallback, a degraded call fails with `DegradedError` (UNAVAILABLE), unless the stub asked
-for empty replies (`fallback=csf.EMPTY_REPLY`). Fallbacks answer unary calls only: a
-degraded stream fails with `DegradedError` when it opens.
+for empty replies (`fallback=csf.EMPTY_REPLY`). Fallbacks answer unary calls only (a
+stream's context has none): a degraded stream fails with `DegradedError` when it opens.
 """
 
 from __future__ import annotations
@@ -51,10 +51,6 @@ class DegradeState:
         self.degraded = rule is not None and rule.all
 
 
-def fallback_filter(ctx: MethodContext) -> FallbackFilter | DegradedStreamFilter:
-    return DegradedStreamFilter(ctx) if ctx.streaming else FallbackFilter(ctx)
-
-
 class FallbackFilter:
     __slots__ = ("_ctx", "_degrade")
 
@@ -73,17 +69,3 @@ class FallbackFilter:
             if self._ctx.fallback is None or not refused:
                 raise
             return await answer_instead(self._ctx, inv, error)
-
-
-class DegradedStreamFilter:
-    """A stream of a degraded method is refused when it opens."""
-
-    __slots__ = ("_degrade",)
-
-    def __init__(self, ctx: MethodContext) -> None:
-        self._degrade = ctx.state.of(DegradeState)
-
-    async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        if self._degrade.degraded:
-            raise DegradedError(f"{inv.service} {inv.method} is degraded by the degrade rule")
-        return await next(inv)

@@ -14,7 +14,7 @@ from csf.observability import Telemetry
 from csf.resilience.breaker import State
 from csf.resilience.circuit import BreakerFilter
 from csf.resilience.classify import FAILURE_CODES, is_failure, status_of
-from csf.resilience.fallback import FallbackFilter, fallback_filter
+from csf.resilience.fallback import FallbackFilter
 from csf.resilience.retry import RetryFilter
 from tests.conftest import wait_until
 from tests.resilience.clock import FakeClock
@@ -241,7 +241,7 @@ async def test_a_degraded_method_without_a_fallback_is_refused_unless_empty_repl
     assert await compose([FallbackFilter(empty)], provider)(invocation(1e9)) == "empty"
     streaming = context(rules, kind="unary_stream")
     with pytest.raises(csf.DegradedError, match="degraded by the degrade rule"):
-        await compose([fallback_filter(streaming)], provider)(invocation(1e9))
+        await compose([FallbackFilter(streaming)], provider)(invocation(1e9))
     assert provider.calls == []
 
 
