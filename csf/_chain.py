@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from csf._exceptions import ConfigError
 from csf._invocation import Filter, MethodContext
+from csf._named import resolve_named
 from csf.lb import LoadBalanceFilter
 from csf.observability.metrics import ClientMetricsFilter
 from csf.observability.tracing import (
@@ -84,20 +85,12 @@ BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
 def resolve_chain(
     chain: Sequence[str], filters: Mapping[str, FilterFactory] | None
 ) -> tuple[FilterFactory, ...]:
-    """The factories for `chain`, user-given ones first; ConfigError for an unknown name."""
-    known = {**BUILTIN_CONSUMER_FILTERS, **(filters or {})}
-    if isinstance(chain, str) or not all(isinstance(name, str) for name in chain):
-        raise ConfigError(f"chain: expected a sequence of filter names, got {chain!r}")
-    if len(set(chain)) != len(chain):
-        raise ConfigError(f"chain: a filter name appears twice in {list(chain)}")
-    unknown = [name for name in chain if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"chain: unknown filter {unknown[0]!r}; known: {', '.join(sorted(known))}"
-        )
+    """The factories for `chain`, user-given ones first; ConfigError for an unknown or
+    repeated name, or a chain without load_balance."""
+    factories = resolve_named(chain, BUILTIN_CONSUMER_FILTERS, filters, "filter")
     if "load_balance" not in chain:
         raise ConfigError("chain: must include 'load_balance', which chooses each call's provider")
-    return tuple(known[name] for name in chain)
+    return factories
 
 
 def build_filters(ctx: MethodContext, factories: Sequence[FilterFactory]) -> list[Filter]:

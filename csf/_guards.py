@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from csf._exceptions import ConfigError
 from csf._handlers import Guard
+from csf._named import resolve_named
 from csf.auth import AuthGuard, CallerAuth, Subscribers
 from csf.observability import Telemetry
 from csf.observability.metrics import ServerMetricsGuard
@@ -99,21 +99,7 @@ def resolve_guards(
 ) -> tuple[GuardFactory, ...]:
     """The factories for `chain`, user-given ones first; ConfigError for an unknown or
     repeated name."""
-    if guards is not None and not (
-        isinstance(guards, Mapping)
-        and all(isinstance(name, str) and callable(f) for name, f in guards.items())
-    ):
-        raise ConfigError(f"guards: expected a mapping of names to factories, got {guards!r}")
-    known = {**BUILTIN_PROVIDER_GUARDS, **(guards or {})}
-    if isinstance(chain, str) or not all(isinstance(name, str) for name in chain):
-        raise ConfigError(f"chain: expected a sequence of guard names, got {chain!r}")
-    repeated = sorted({name for name in chain if list(chain).count(name) > 1})
-    if repeated:
-        raise ConfigError(f"chain: guard {repeated[0]!r} appears twice in {list(chain)}")
-    unknown = [name for name in chain if name not in known]
-    if unknown:
-        raise ConfigError(f"chain: unknown guard {unknown[0]!r}; known: {', '.join(sorted(known))}")
-    return tuple(known[name] for name in chain)
+    return resolve_named(chain, BUILTIN_PROVIDER_GUARDS, guards, "guard")
 
 
 def build_guards(ctx: GuardContext, factories: Sequence[GuardFactory]) -> list[Guard]:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import grpc
 
@@ -17,10 +17,7 @@ from csf.auth import CallerToken
 from csf.channel import GovernedChannel
 from csf.config import (
     DEFAULT_CLUSTER,
-    DEFAULT_LB,
-    DEFAULT_RETRIES,
     DEFAULT_STARTUP_WAIT,
-    DEFAULT_TIMEOUT,
     HashKey,
     MethodConfig,
     StubConfig,
@@ -36,6 +33,21 @@ from csf.rule_set import ServiceRules
 from csf.tls import TLSConfig
 
 StubT = TypeVar("StubT")
+
+
+class StubOptions(TypedDict, total=False):
+    """The options of `Consumer.stub()` and `Consumer.channel()`; defaults in StubConfig."""
+
+    cluster: str
+    lb: str
+    timeout: float
+    retries: int
+    fallback: Mapping[str, Any] | object | None
+    hash_key: HashKey | None
+    methods: Mapping[str, MethodConfig]
+    group: str | None
+    version: str | None
+    tags: Mapping[str, str]
 
 
 class Consumer:
@@ -172,36 +184,10 @@ class Consumer:
             self._lifecycles[key] = found
         return found
 
-    def channel(
-        self,
-        *,
-        service: str,
-        cluster: str = DEFAULT_CLUSTER,
-        lb: str = DEFAULT_LB,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        fallback: Mapping[str, Any] | object | None = None,
-        hash_key: HashKey | None = None,
-        methods: Mapping[str, MethodConfig] | None = None,
-        group: str | None = None,
-        version: str | None = None,
-        tags: Mapping[str, str] | None = None,
-    ) -> GovernedChannel:
+    def channel(self, *, service: str, **options: Unpack[StubOptions]) -> GovernedChannel:
         """The GovernedChannel `stub()` wraps, for callers without generated stubs; its
         multicallables take serializers per call path. Same options as `stub()`."""
-        config = StubConfig(
-            service=service,
-            cluster=cluster,
-            lb=lb,
-            timeout=timeout,
-            retries=retries,
-            fallback=fallback,
-            hash_key=hash_key,
-            methods=methods or {},
-            group=group,
-            version=version,
-            tags=tags or {},
-        )
+        config = StubConfig(service=service, **options)
         caller = None
         if self._app_secret is not None:
             caller = CallerToken(self.app, self._app_secret, self.tenant, service)
@@ -220,39 +206,20 @@ class Consumer:
         stub_cls: Callable[[grpc.aio.Channel], StubT],
         *,
         service: str,
-        cluster: str = DEFAULT_CLUSTER,
-        lb: str = DEFAULT_LB,
-        timeout: float = DEFAULT_TIMEOUT,
-        retries: int = DEFAULT_RETRIES,
-        fallback: Mapping[str, Any] | object | None = None,
-        hash_key: HashKey | None = None,
-        methods: Mapping[str, MethodConfig] | None = None,
-        group: str | None = None,
-        version: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **options: Unpack[StubOptions],
     ) -> StubT:
         """`stub_cls(channel)` over a GovernedChannel for `service`; typed as `stub_cls` is.
 
-        `timeout` is each call's deadline in seconds unless the call passes its own;
-        `methods` overrides settings per method name; `lb` names the balancer;
-        `hash_key(request)` gives consistent hashing its key; `group`, `version` and
-        `tags` admit only the providers that match. Raises ConfigError for a bad value,
-        or for a method named in `methods` or `fallback` that the stub does not have.
+        `timeout` is each call's deadline in seconds unless the call passes its own
+        (default 5); `retries` (default 2) applies to idempotent methods; `methods`
+        overrides settings per method name; `lb` names the balancer (default
+        round_robin); `hash_key(request)` gives consistent hashing its key; `fallback`
+        answers for failed calls; `group`, `version` and `tags` admit only the providers
+        that match. Raises ConfigError for a bad value, or for a method named in
+        `methods` or `fallback` that the stub does not have.
         """
         self._check_started()
-        channel = self.channel(
-            service=service,
-            cluster=cluster,
-            lb=lb,
-            timeout=timeout,
-            retries=retries,
-            fallback=fallback,
-            hash_key=hash_key,
-            methods=methods,
-            group=group,
-            version=version,
-            tags=tags,
-        )
+        channel = self.channel(service=service, **options)
         try:
             stub = stub_cls(channel)
         except TypeError as exc:

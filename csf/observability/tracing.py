@@ -120,16 +120,11 @@ class ClientTracingFilter:
             _close(span, token, status_of(error), error, _outcome(inv, error))
 
 
-class StreamTracingFilter:
+class StreamTracingFilter(ClientTracingFilter):
     """`tracing` for a stream: one CLIENT span from its opening to its end, its context
     sent to the provider (the span is not made current: the stream outlives this call)."""
 
-    __slots__ = ("_attributes", "_name", "_tracer")
-
-    def __init__(self, ctx: MethodContext, tracer: Tracer) -> None:
-        self._tracer = tracer
-        self._name = ctx.method.lstrip("/")
-        self._attributes = _call_attributes(ctx)
+    __slots__ = ()
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         span = self._tracer.start_span(
