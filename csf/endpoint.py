@@ -28,6 +28,9 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.enable_retries", 0),
 )
 HEALTH_PROBE_TIMEOUT = 1.0
+# gRPC ends a call at its deadline on its own; a removed provider's channel is closed
+# this long after the last deadline of its calls, so that closing never cuts one short.
+RETIRE_MARGIN = 1.0
 
 Serializer = Callable[[Any], bytes] | None
 Deserializer = Callable[[bytes], Any] | None
@@ -141,7 +144,7 @@ class Endpoint:
         try:
             if self.active:
                 self._idle = asyncio.Event()
-                wait = self.latest_deadline - time.monotonic()
+                wait = self.latest_deadline + RETIRE_MARGIN - time.monotonic()
                 if wait > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._idle.wait(), wait)

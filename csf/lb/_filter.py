@@ -7,11 +7,28 @@ it ends, not when it opens).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import grpc
 
 from csf._exceptions import NoProviderError
 from csf._invocation import Invocation, Invoker, LifecycleGate, PickerRef, ProviderPools
 from csf.resilience.classify import status_of
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _channel_closed(address: str) -> grpc.aio.AioRpcError:
+    """The call was cancelled under us (its channel closed), not by its caller: to the
+    caller that is a provider gone away, UNAVAILABLE, which failover may retry."""
+    details = f"the channel to {address} was closed during the call"
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details, None
+    )
 
 
 class LoadBalanceFilter:
@@ -40,6 +57,11 @@ class LoadBalanceFilter:
         done = endpoint.begin(inv.attempt_deadline or inv.deadline, timed=not inv.streaming)
         try:
             result = await next(inv)
+        except asyncio.CancelledError as error:
+            done(grpc.StatusCode.CANCELLED)
+            if _being_cancelled():
+                raise
+            raise _channel_closed(endpoint.address) from error
         except BaseException as error:
             done(status_of(error))
             raise

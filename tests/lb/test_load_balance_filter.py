@@ -94,10 +94,9 @@ async def test_a_stream_keeps_its_endpoint_busy_until_it_ends() -> None:
             ),
             grpc.StatusCode.NOT_FOUND,
         ),
-        (asyncio.CancelledError(), grpc.StatusCode.CANCELLED),
         (ValueError("bug"), grpc.StatusCode.UNKNOWN),
     ],
-    ids=["status", "cancelled", "bug"],
+    ids=["status", "bug"],
 )
 async def test_the_attempt_ends_with_the_code_it_failed_with(
     error: BaseException, code: grpc.StatusCode
@@ -111,6 +110,34 @@ async def test_the_attempt_ends_with_the_code_it_failed_with(
     with pytest.raises(type(error)):
         await compose([lb], attempt)(invocation())
     assert endpoint.active == 0 and endpoint.ended == [code]
+
+
+async def test_a_call_cancelled_under_it_is_unavailable_and_one_its_caller_cancels_stays_so() -> (
+    None
+):
+    endpoint = Endpoint("10.0.0.1:1")
+    entered = asyncio.Event()
+
+    async def channel_closed(inv: Invocation) -> str:
+        raise asyncio.CancelledError  # what a grpc.aio call raises when its channel closes
+
+    async def held(inv: Invocation) -> str:
+        entered.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await compose([lb], channel_closed)(invocation())
+    assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "10.0.0.1:1 was closed during the call" in (caught.value.details() or "")
+
+    task = asyncio.ensure_future(compose([lb], held)(invocation()))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert endpoint.ended == [grpc.StatusCode.CANCELLED] * 2 and endpoint.active == 0
 
 
 async def test_the_routers_pool_is_used_before_the_default_one() -> None:
