@@ -189,10 +189,10 @@ class _TaskCall:
         self._task.cancel()
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        if self._callbacks is None:
-            callback(self)
-        else:
+        if self._callbacks is not None:
             self._callbacks.append(callback)
+        else:
+            callback(self)  # over already: at once, as in grpc.aio
 
     async def _outcome(self) -> BaseException | None:
         await asyncio.wait([self._task])
@@ -249,21 +249,26 @@ class _StreamCall(_TaskCall):
     """A streaming call: `self._task` runs the chain, which opens the call on a provider;
     the stream is over when the chain failed, or when that call is."""
 
+    def _opened_call(self) -> Any:
+        """The provider call the finished chain opened; None while it runs or if it failed."""
+        task = self._task
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
+
     def _chain_ended(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
+        call = self._opened_call()
+        if call is None:
             self._end()
         else:
-            task.result().add_done_callback(lambda _: self._end())
+            call.add_done_callback(lambda _: self._end())
 
     async def _call(self) -> Any:
         return await self._task
 
     def cancelled(self) -> bool:
-        if self._cancelled or not self.done():
-            return self._cancelled
-        if self._chain_code() is not grpc.StatusCode.OK:
-            return self._chain_code() is CANCELLED
-        return bool(self._task.result().cancelled())
+        call = self._opened_call()
+        return super().cancelled() if call is None else self._cancelled or bool(call.cancelled())
 
     def _stop(self) -> None:
         if self._inv.call is not None:
@@ -299,7 +304,7 @@ class _StreamReader(_StreamCall):
 
 class _StreamWriter(_StreamCall):
     async def write(self, request: Any) -> None:
-        if self.done():
+        if self.done():  # grpc.aio's error for it, not the chain's
             raise asyncio.InvalidStateError(FINISHED_DETAILS)
         await (await self._call()).write(request)
 
