@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from csf.registry import Registry, Subscription
-from csf.rules import PARSERS, RouteRule, Rule, RuleError, WeightRule, parse_rule
+from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
 
 logger = logging.getLogger("csf.rules")
 
@@ -52,10 +52,6 @@ class ServiceRules:
     @property
     def weight(self) -> WeightRule | None:
         return self.get(WeightRule)
-
-    @property
-    def route(self) -> RouteRule | None:
-        return self.get(RouteRule)
 
     @property
     def ready(self) -> bool:

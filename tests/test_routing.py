@@ -10,6 +10,7 @@ import pytest
 from kazoo.client import KazooClient
 
 import csf
+from csf.rules import RouteRule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import greeter_variant, push_rule, serving, wait_until
@@ -47,7 +48,7 @@ async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
 
         rule = {"schema": 1, "group_weights": {"normal": 90, "gray": 10}}
         await asyncio.to_thread(push_rule, kazoo, tenant, "route", rule)
-        await wait_until(lambda: rules.route is not None, 10, "the route rule")
+        await wait_until(lambda: rules.get(RouteRule) is not None, 10, "the route rule")
         split = await served(stub)
         assert 50 <= split[gray.address] <= 150, split  # 10% of 1,000, within 5 points
 
@@ -66,11 +67,11 @@ async def test_a_route_rule_splits_calls_among_groups_and_bad_rules_are_refused(
         await asyncio.to_thread(
             push_rule, kazoo, tenant, "route", {"schema": 1, "tags": {"zone": "gz"}}
         )
-        await wait_until(lambda: rules.route is not None and bool(rules.route.tags), 10)
+        await wait_until(lambda: bool(getattr(rules.get(RouteRule), "tags", None)), 10)
         assert set(await served(stub, 100)) == {gray.address}
 
         await asyncio.to_thread(kazoo.delete, f"/busidomain/csf/{tenant}/XIESR/configs/route")
-        await wait_until(lambda: rules.route is None, 10, "the rule removed")
+        await wait_until(lambda: rules.get(RouteRule) is None, 10, "the rule removed")
         assert set(await served(stub, 200)) == {normal.address, gray.address}
 
 
