@@ -101,16 +101,24 @@ class RegistryAdmin:
     # -- descriptors and their lifecycle --------------------------------------------
 
     def import_descriptors(self, descriptors: Iterable[ServiceDescriptor]) -> list[str]:
-        """Write the descriptors (status `registered`; a re-import keeps the status)."""
+        """Write the descriptors (status `registered`; a re-import keeps the status, but
+        brings a deregistered service back to registered)."""
         transaction = self.client.transaction()
         planned: set[str] = set()
         paths = []
         for descriptor in descriptors:
             path = f"{self._service(descriptor.service)}/services/{descriptor.grpc_service}"
+            if path in paths:
+                raise Refused(
+                    f"import: {descriptor.grpc_service} of {descriptor.service} "
+                    "appears twice; nothing was written"
+                )
             self._plan_parents(transaction, path, planned)
             try:
                 data, stat = self.client.get(path)
                 status = (_json(data) or {}).get("status", "registered")
+                if status == "deregistered":
+                    status = "registered"
                 body = json.dumps(descriptor.to_document(status)).encode()
                 transaction.set_data(path, body, stat.version)
             except NoNodeError:

@@ -149,7 +149,8 @@ def export_command(
 def import_command(
     ctx: typer.Context, file: Annotated[Path, typer.Argument(help="A descriptor document.")]
 ) -> None:
-    """Store descriptors under services/ (status registered), all or nothing."""
+    """Store descriptors under services/ (new ones registered; a re-import keeps the
+    status, and brings a deregistered service back to registered), all or nothing."""
     try:
         descriptors = parse(json.loads(file.read_text()))
     except OSError as exc:

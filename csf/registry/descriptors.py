@@ -133,11 +133,17 @@ def export(targets: Iterable[str]) -> dict[str, Any]:
             if not providers:
                 raise ConfigError(f"{target}: no @csf.provider class in {module_name}")
             classes.extend(providers)
-    services = [descriptor for cls in classes for descriptor in describe(cls)]
-    return {
-        "schema": DESCRIPTOR_SCHEMA,
-        "services": [descriptor.to_document("registered") for descriptor in services],
-    }
+    # Provider classes of one service (groups normal and gray, say) describe it alike.
+    documents: dict[tuple[str, str], dict[str, Any]] = {}
+    for descriptor in (descriptor for cls in classes for descriptor in describe(cls)):
+        key = (descriptor.service, descriptor.grpc_service)
+        document = descriptor.to_document("registered")
+        if documents.setdefault(key, document) != document:
+            raise ConfigError(
+                f"{descriptor.grpc_service} of {descriptor.service}: two provider classes "
+                "describe it differently (version or methods); export one of them"
+            )
+    return {"schema": DESCRIPTOR_SCHEMA, "services": list(documents.values())}
 
 
 def parse(document: object) -> list[ServiceDescriptor]:

@@ -121,6 +121,42 @@ def test_the_lifecycle_refuses_illegal_transitions_and_closed_services(
     assert status() == "deregistered"
     cli("unsubscribe", "web", "XIESR")
     assert cli.json("subscriptions", "XIESR") == []
+    cli("import", str(descriptor))  # a deregistered service comes back by importing it
+    assert status() == "registered"
+    cli("online", "XIESR")
+    assert status() == "online"
+    cli("import", str(descriptor))  # any other status stays
+    assert status() == "online"
+
+
+def test_provider_classes_of_one_service_export_one_descriptor(
+    cli: Cli, tmp_path: Path, kazoo: KazooClient, tenant: str
+) -> None:
+    """Groups normal and gray of one service, two classes: one descriptor, importable."""
+    module = tmp_path / "two_groups.py"
+    module.write_text(
+        "import csf\n"
+        "from demo.providers import Greeter\n"
+        "@csf.provider(service='XIESR', version='1.0.0', group='normal')\n"
+        "class Normal(Greeter): pass\n"
+        "@csf.provider(service='XIESR', version='1.0.0', group='gray')\n"
+        "class Gray(Greeter): pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        out = tmp_path / "two.json"
+        cli("export", "two_groups", "-o", str(out))
+    finally:
+        sys.path.remove(str(tmp_path))
+    (entry,) = json.loads(out.read_text())["services"]
+    assert (entry["service"], entry["grpc_service"]) == ("XIESR", "demo.Greeter")
+    cli("import", str(out))
+    assert kazoo.get_children(f"/busidomain/csf/{tenant}/XIESR/services") == ["demo.Greeter"]
+    document = json.loads(out.read_text())
+    document["services"].append(document["services"][0])
+    out.write_text(json.dumps(document))
+    result = cli("import", str(out), code=1)
+    assert "demo.Greeter of XIESR appears twice" in result.stderr
 
 
 async def test_rules_are_validated_before_writing_and_reach_a_running_consumer(
