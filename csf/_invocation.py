@@ -70,26 +70,35 @@ class Invocation:
     breaker_state: str | None = None
     end_hooks: list[EndHook] | None = None
     """A stream's hooks, run when it ends; None for a unary call."""
+    end_code: grpc.StatusCode | None = None
+    """How the stream ended, once it has."""
 
     @property
     def streaming(self) -> bool:
-        return self.end_hooks is not None
+        return self.end_hooks is not None or self.end_code is not None
 
     def on_end(self, hook: EndHook) -> None:
-        """Run `hook(code)` when the call is over: at once for a unary call whose `next`
-        returned (it ended OK), when the stream ends for a stream."""
-        if self.end_hooks is None:
-            hook(grpc.StatusCode.OK)
-        else:
+        """Run `hook(code)` when the call is over; call it once `next` returned. A unary
+        call is over then (OK); a stream when it ends, or at once if it already has."""
+        if self.end_hooks is not None:
             self.end_hooks.append(hook)
+        else:
+            self._run(hook, self.end_code or grpc.StatusCode.OK)
 
     def ended(self, code: grpc.StatusCode) -> None:
-        """The stream ended with `code`: run its hooks, innermost filter's first."""
-        for hook in self.end_hooks or ():
-            try:
-                hook(code)
-            except Exception:  # one filter's bookkeeping must not skip the others'
-                logger.exception("%s: a stream end hook failed", self.method)
+        """The stream ended with `code`: run its hooks (innermost filter's first), once."""
+        hooks = self.end_hooks
+        if hooks is None:  # reported already
+            return
+        self.end_hooks, self.end_code = None, code
+        for hook in hooks:
+            self._run(hook, code)
+
+    def _run(self, hook: EndHook, code: grpc.StatusCode) -> None:
+        try:
+            hook(code)
+        except Exception:  # one filter's bookkeeping must not skip the others'
+            logger.exception("%s: a call's end hook failed", self.method)
 
 
 class Filter(Protocol):
@@ -257,6 +266,10 @@ class MethodState:
     def watch(self, kind: str, listener: Callable[[], None]) -> None:
         """Call `listener` on every change of rule `kind` until this state is closed."""
         self._unwatch.append(self.rules.on_change(kind, listener))
+
+    def until_closed(self, stop: Callable[[], None]) -> None:
+        """Call `stop` when this state is closed (a gauge's unwatch, say)."""
+        self._unwatch.append(stop)
 
     def close(self) -> None:
         for unwatch in self._unwatch:

@@ -13,13 +13,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
-from grpc.aio import Metadata
 
+from csf._calls import (
+    GovernedStreamStreamCall,
+    GovernedStreamUnaryCall,
+    GovernedUnaryStreamCall,
+    GovernedUnaryUnaryCall,
+    TaskCall,
+)
 from csf._chain import FilterFactory, build_filters
 from csf._exceptions import ConfigError
 from csf._invocation import (
@@ -32,32 +38,18 @@ from csf._invocation import (
     compose,
 )
 from csf.auth import CallerToken
-from csf.config import DEFAULT_STARTUP_WAIT, StubConfig
+from csf.config import StubConfig
 from csf.directory import Directory
 from csf.endpoint import Deserializer, Serializer
 from csf.lb import balancer
 from csf.observability import OFF, Telemetry
-from csf.resilience.classify import status_of
-from csf.resilience.deadline import deadline_after
+from csf.resilience.deadline import deadline_after, deadline_exceeded
 from csf.rules import TimeoutRule
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
 # How often GovernedChannel.wait_for_state_change looks again at a changed provider set.
 STATE_RECHECK = 0.5
-# How long a consumer's first calls wait for the rules in the registry (then go on).
-RULES_WAIT = DEFAULT_STARTUP_WAIT
-# grpc.aio's details of a call cancelled on the caller's side.
-CANCELLED_DETAILS = "Locally cancelled by application!"
-# grpc.aio's words for a write to a call that is over.
-FINISHED_DETAILS = "RPC already finished."
-CANCELLED = grpc.StatusCode.CANCELLED
-
-
-def _deadline_exceeded() -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(
-        grpc.StatusCode.DEADLINE_EXCEEDED, Metadata(), Metadata(), "Deadline Exceeded", None
-    )
 
 
 def _check_call_options(credentials: object, compression: object) -> None:
@@ -100,7 +92,7 @@ class _Terminal:
     def __call__(self, inv: Invocation) -> Any:
         remaining = (inv.attempt_deadline or inv.deadline) - time.monotonic()
         if remaining <= 0:
-            raise _deadline_exceeded()
+            raise deadline_exceeded()
         assert inv.endpoint is not None, "load_balance must run before the endpoint"
         multicallable = inv.endpoint.callable(
             self._kind, self._method, self._serializer, self._deserializer
@@ -138,202 +130,10 @@ def _report_end(inv: Invocation, call: Any) -> None:
     task.add_done_callback(_reports.discard)
 
 
-class _TaskCall:
-    """The RpcContext and Call parts of a call object whose chain runs in `self._task`.
-
-    As in grpc.aio, a call is done the moment cancel() succeeds, its done callbacks run
-    then (at once if added later), and cancelled() means it ended CANCELLED."""
-
-    _task: asyncio.Task[Any]
-    _inv: Invocation
-
-    def __init__(self, invoker: Invoker, inv: Invocation) -> None:
-        self._inv = inv
-        self._cancelled = False
-        self._callbacks: list[Callable[[Any], None]] | None = []
-        self._task = asyncio.ensure_future(invoker(inv))
-        self._task.add_done_callback(self._chain_ended)
-
-    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
-        self._end()
-
-    def _end(self) -> None:
-        """The call is over: run its done callbacks, once."""
-        callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            callback(self)
-
-    def _chain_code(self) -> grpc.StatusCode:
-        """The status the finished chain task ended with."""
-        task = self._task
-        return status_of(asyncio.CancelledError() if task.cancelled() else task.exception())
-
-    def cancelled(self) -> bool:
-        return self._cancelled or (self.done() and self._chain_code() is CANCELLED)
-
-    def done(self) -> bool:
-        return self._callbacks is None
-
-    def time_remaining(self) -> float | None:
-        return max(0.0, self._inv.deadline - time.monotonic())
-
-    def cancel(self) -> bool:
-        if self.done():
-            return False
-        self._cancelled = True
-        self._stop()
-        self._end()
-        return True
-
-    def _stop(self) -> None:
-        self._task.cancel()
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        if self._callbacks is not None:
-            self._callbacks.append(callback)
-        else:
-            callback(self)  # over already: at once, as in grpc.aio
-
-    async def _outcome(self) -> BaseException | None:
-        await asyncio.wait([self._task])
-        if self._cancelled or self._task.cancelled():
-            return asyncio.CancelledError()
-        return self._task.exception()
-
-    async def _provider_call(self) -> Any:
-        """The provider call of the current attempt once there is one; None if the chain
-        ended without one."""
-        inv = self._inv
-        if inv.call is None and not self._task.done():
-            inv.call_waiter = asyncio.get_running_loop().create_future()
-            await asyncio.wait([inv.call_waiter, self._task], return_when=asyncio.FIRST_COMPLETED)
-        return inv.call
-
-    async def code(self) -> grpc.StatusCode:
-        return status_of(await self._outcome())
-
-    async def details(self) -> str:
-        error = await self._outcome()
-        if isinstance(error, grpc.aio.AioRpcError):
-            return error.details() or ""
-        if isinstance(error, asyncio.CancelledError):
-            return CANCELLED_DETAILS
-        return "" if error is None else repr(error)
-
-    async def initial_metadata(self) -> Metadata:
-        call = await self._provider_call()
-        return Metadata() if call is None else cast(Metadata, await call.initial_metadata())
-
-    async def trailing_metadata(self) -> Metadata:
-        error = await self._outcome()
-        if isinstance(error, grpc.aio.AioRpcError):
-            return cast(Metadata, error.trailing_metadata())
-        call = self._inv.call
-        return Metadata() if call is None else cast(Metadata, await call.trailing_metadata())
-
-    async def wait_for_connection(self) -> None:
-        call = await self._provider_call()
-        if call is not None:
-            await call.wait_for_connection()
-        elif (error := await self._outcome()) is not None:
-            raise error
-
-
-class GovernedUnaryUnaryCall(_TaskCall, grpc.aio.UnaryUnaryCall[RequestT, ResponseT]):
-    def __await__(self) -> Generator[Any, None, ResponseT]:
-        response: ResponseT = yield from self._task.__await__()
-        return response
-
-
-class _StreamCall(_TaskCall):
-    """A streaming call: `self._task` runs the chain, which opens the call on a provider;
-    the stream is over when the chain failed, or when that call is."""
-
-    def _opened_call(self) -> Any:
-        """The provider call the finished chain opened; None while it runs or if it failed."""
-        task = self._task
-        if not task.done() or task.cancelled() or task.exception() is not None:
-            return None
-        return task.result()
-
-    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
-        call = self._opened_call()
-        if call is None:
-            self._end()
-        else:
-            call.add_done_callback(lambda _: self._end())
-
-    async def _call(self) -> Any:
-        return await self._task
-
-    def cancelled(self) -> bool:
-        call = self._opened_call()
-        return super().cancelled() if call is None else self._cancelled or bool(call.cancelled())
-
-    def _stop(self) -> None:
-        if self._inv.call is not None:
-            self._inv.call.cancel()
-        self._task.cancel()
-
-    async def code(self) -> grpc.StatusCode:
-        error = await self._outcome()
-        return await self._inv.call.code() if error is None else await super().code()
-
-    async def details(self) -> str:
-        error = await self._outcome()
-        return await self._inv.call.details() if error is None else await super().details()
-
-    async def trailing_metadata(self) -> Metadata:
-        error = await self._outcome()
-        if error is None:
-            return cast(Metadata, await self._inv.call.trailing_metadata())
-        return await super().trailing_metadata()
-
-
-class _StreamReader(_StreamCall):
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        async for response in await self._call():
-            yield response
-
-    async def read(self) -> Any:
-        return await (await self._call()).read()
-
-
-class _StreamWriter(_StreamCall):
-    async def write(self, request: Any) -> None:
-        if self.done():  # grpc.aio's error for it, not the chain's
-            raise asyncio.InvalidStateError(FINISHED_DETAILS)
-        await (await self._call()).write(request)
-
-    async def done_writing(self) -> None:
-        if not self.done():  # as in grpc.aio, nothing to do once the call is over
-            await (await self._call()).done_writing()
-
-
-class GovernedUnaryStreamCall(_StreamReader, grpc.aio.UnaryStreamCall[RequestT, ResponseT]):
-    pass
-
-
-class GovernedStreamUnaryCall(_StreamWriter, grpc.aio.StreamUnaryCall[RequestT, ResponseT]):
-    def __await__(self) -> Generator[Any, None, ResponseT]:
-        call = yield from self._task.__await__()
-        response: ResponseT = yield from call.__await__()
-        return response
-
-
-class GovernedStreamStreamCall(
-    _StreamReader, _StreamWriter, grpc.aio.StreamStreamCall[RequestT, ResponseT]
-):
-    pass
-
-
 class _GovernedMultiCallable:
     """One method of the stub: its chain, composed once, and how its calls start."""
 
-    _call_class: type[_TaskCall]
+    _call_class: type[TaskCall]
 
     def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
         self._ctx = ctx
@@ -371,7 +171,7 @@ class _GovernedMultiCallable:
 
     async def _after_first_rules(self, inv: Invocation) -> Any:
         """A new consumer's first calls obey the rules already in the registry."""
-        await self._rules.settle(min(RULES_WAIT, inv.deadline - time.monotonic()))
+        await self._rules.settle(inv.deadline - time.monotonic())
         return await self._invoker(inv)
 
     def _key(self, request: Any) -> str:

@@ -80,13 +80,15 @@ class Consumer:
             raise ConfigError("app_secret: expected a string of 16+ characters")
         self._tls = tls
         self._app_secret = app_secret
-        self._registry: Registry = open_registry(
-            registry, startup_wait=check_timeout("startup_wait", startup_wait)
-        )
+        self._startup_wait = check_timeout("startup_wait", startup_wait)
+        self._registry: Registry = open_registry(registry, startup_wait=self._startup_wait)
         self._filters = resolve_chain(chain, filters)
         self._telemetry = (observability or Observability()).resolve(self.app)
+        self._unwatch_gauge: Callable[[], None] | None = None
         if self._telemetry.instruments is not None:
-            self._telemetry.instruments.watch("providers", self._provider_counts)
+            self._unwatch_gauge = self._telemetry.instruments.watch(
+                "providers", self._provider_counts
+            )
         self._snapshots = SnapshotStore(
             Path(snapshot_dir) if snapshot_dir is not None else default_snapshot_dir()
         )
@@ -102,6 +104,9 @@ class Consumer:
 
     async def close(self) -> None:
         """Close every provider channel and the registry session."""
+        if self._unwatch_gauge is not None:
+            self._unwatch_gauge()
+            self._unwatch_gauge = None
         for state in self._states.values():
             state.close()
         self._states.clear()
@@ -145,7 +150,9 @@ class Consumer:
         self._check_started()
         found = self._rules.get(check_name("service", service))
         if found is None:
-            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service)
+            found = self._rules[service] = ServiceRules(
+                self._registry, self.tenant, service, startup_wait=self._startup_wait
+            )
         return found
 
     def directory(self, service: str, cluster: str = DEFAULT_CLUSTER) -> Directory:

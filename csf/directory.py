@@ -66,7 +66,7 @@ class Directory:
         self._save_wanted = False
         self._save_task: asyncio.Task[None] | None = None
         self._subscription = registry.subscribe(key, self)
-        rules.on_change("weight", self._rebuild)
+        self._unwatch_weight = rules.on_change("weight", self._rebuild)
 
     # -- what the call path uses ----------------------------------------------------
 
@@ -259,6 +259,7 @@ class Directory:
         return task
 
     async def close(self) -> None:
+        self._unwatch_weight()
         await self._subscription.cancel()
         if self._warmup_timer is not None:
             self._warmup_timer.cancel()

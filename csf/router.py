@@ -30,9 +30,12 @@ class _Routes:
         self._fallback = fallback
 
     def choose(self) -> PickerRef:
-        if len(self._pools) < 2:
-            return self._pools[0] if self._pools else self._fallback
-        pool = self._pools[bisect_right(self._cumulative, random.random() * self._total)]
+        if not self._pools:
+            return self._fallback
+        if len(self._pools) == 1:
+            pool = self._pools[0]
+        else:
+            pool = self._pools[bisect_right(self._cumulative, random.random() * self._total)]
         picker = pool.picker
         return pool if picker is not None and picker.endpoints else self._fallback
 

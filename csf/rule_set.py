@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from csf.config import DEFAULT_STARTUP_WAIT
 from csf.registry import Registry, Subscription
 from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
 
@@ -24,7 +26,13 @@ RuleT = TypeVar("RuleT")
 
 class ServiceRules:
     def __init__(
-        self, registry: Registry, tenant: str, service: str, kinds: Iterable[str] = PARSERS
+        self,
+        registry: Registry,
+        tenant: str,
+        service: str,
+        kinds: Iterable[str] = PARSERS,
+        *,
+        startup_wait: float = DEFAULT_STARTUP_WAIT,
     ) -> None:
         self.where = f"{tenant}/{service}"
         self.rejected = 0
@@ -34,6 +42,7 @@ class ServiceRules:
         self._unread = set(self.current)
         self._read = asyncio.Event()
         self._waited = False
+        self._give_up_at = time.monotonic() + startup_wait
         self._subscriptions: list[Subscription] = [
             registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
             for kind in self.current
@@ -60,12 +69,15 @@ class ServiceRules:
 
     async def settle(self, within: float) -> None:
         """Wait up to `within` seconds for every kind's first reading, so that a consumer's
-        first calls obey the rules already in the registry. Gives up for good once."""
-        if not self.ready:
-            try:
-                await asyncio.wait_for(self._read.wait(), within)
-            except TimeoutError:
-                self._waited = True
+        first calls obey the rules already in the registry; no longer than `startup_wait`
+        after these rules were asked for (then it gives up for good)."""
+        if self.ready:
+            return
+        left = self._give_up_at - time.monotonic()
+        try:
+            await asyncio.wait_for(self._read.wait(), max(0.0, min(within, left)))
+        except TimeoutError:
+            self._waited = time.monotonic() >= self._give_up_at
 
     def version(self, kind: str) -> int:
         """How many times rule `kind` changed: a cheap test of whether to rebuild."""
@@ -102,7 +114,10 @@ class ServiceRules:
         self._versions[kind] = self._versions.get(kind, 0) + 1
         logger.info("%s: %s rule now %s", self.where, kind, rule)
         for listener in list(self._listeners[kind]):
-            listener()
+            try:
+                listener()
+            except Exception:  # one listener's bug must not keep the rule from the others
+                logger.exception("%s: a listener of the %s rule failed", self.where, kind)
 
     async def close(self) -> None:
         for subscription in self._subscriptions:

@@ -253,7 +253,9 @@ async def test_forking_calls_retries_plus_one_providers_at_once(
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
         # Each handler waits for all three: one attempt at a time would never end.
-        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
+        stub = consumer.stub(
+            greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20, methods=IDEMPOTENT
+        )
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
         rule = {"schema": 1, "cluster": "forking", "retries": 2}
@@ -261,6 +263,11 @@ async def test_forking_calls_retries_plus_one_providers_at_once(
         reply = await stub.SayHello(Request(name="x"))
         assert reply.served_by in {server.address for server in servers}
         assert calls == {"a": 1, "b": 1, "c": 1}
+
+        # A method not marked idempotent is never sent twice, forking or not.
+        once = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
+        await once.SayHello(Request(name="y"))
+        assert sum(calls.values()) == 4
 
 
 async def test_forking_answers_with_the_first_success_while_others_fail_or_hang(
@@ -285,13 +292,17 @@ async def test_forking_answers_with_the_first_success_while_others_fail_or_hang(
         serving(zookeeper.url, tenant, *servicers) as (_, _, up),
         consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
     ):
-        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20)
+        stub = consumer.stub(
+            greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=20, methods=IDEMPOTENT
+        )
         directory = consumer.directory("XIESR")
         await wait_until(lambda: len(directory.endpoints) == 3, 10, "three providers")
         rule = {"schema": 1, "cluster": "forking", "retries": 2}
         await pushed(kazoo, tenant, consumer.rules("XIESR"), "retry", rule)
-        reply = await stub.SayHello(Request(name="x"))
+        call = stub.SayHello(Request(name="x"))
+        reply = await call
         assert reply.served_by == up.address
+        assert await call.trailing_metadata() is not None  # the winner's call, read back
         assert calls == {"down": 1, "hung": 1, "up": 1}
         await wait_until(hung_cancelled.is_set, 5, "the hung attempt cancelled")
 

@@ -1,5 +1,7 @@
 from typing import Any
 
+import grpc
+
 from csf import Invocation, Invoker, compose
 
 
@@ -43,3 +45,35 @@ async def test_compose_of_no_filters_is_the_terminal() -> None:
         return 1
 
     assert compose([], terminal) is terminal
+
+
+def test_a_unary_call_s_end_hook_runs_at_once_with_ok() -> None:
+    heard: list[grpc.StatusCode] = []
+    _invocation().on_end(heard.append)
+    assert heard == [grpc.StatusCode.OK]
+
+
+def test_a_stream_s_end_hooks_run_once_in_order_and_late_ones_at_once() -> None:
+    inv = Invocation("S", "/p.S/M", None, None, 0.0, end_hooks=[])
+    heard: list[str] = []
+    inv.on_end(lambda code: heard.append(f"inner {code.name}"))
+    inv.on_end(lambda code: heard.append(f"outer {code.name}"))
+    assert heard == [], "the stream has not ended"
+    inv.ended(grpc.StatusCode.INTERNAL)
+    inv.ended(grpc.StatusCode.OK)  # a second report changes nothing
+    inv.on_end(lambda code: heard.append(f"late {code.name}"))
+    assert heard == ["inner INTERNAL", "outer INTERNAL", "late INTERNAL"]
+    assert inv.streaming
+
+
+def test_a_failing_end_hook_does_not_keep_the_others_from_running() -> None:
+    inv = Invocation("S", "/p.S/M", None, None, 0.0, end_hooks=[])
+    heard: list[grpc.StatusCode] = []
+
+    def broken(code: grpc.StatusCode) -> None:
+        raise RuntimeError("a filter's bug")
+
+    inv.on_end(broken)
+    inv.on_end(heard.append)
+    inv.ended(grpc.StatusCode.OK)
+    assert heard == [grpc.StatusCode.OK]

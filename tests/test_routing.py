@@ -121,3 +121,20 @@ async def test_a_weight_rule_changes_shares_without_restart(
         )
         await wait_until(lambda: rules.rejected == rejected + 1, 10, "the rejection")
         assert set(await served(stub, 300)) == {first.address}, "the last good rule stays"
+
+
+async def test_a_route_to_a_group_with_no_provider_gives_its_share_back(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(zookeeper.url, tenant, NORMAL) as (normal,),
+        csf.Consumer(
+            registry=zookeeper.url, tenant=tenant, app="t", snapshot_dir=tmp_path
+        ) as consumer,
+    ):
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
+        rules = consumer.rules("XIESR")
+        rule = {"schema": 1, "group_weights": {"gray": 100}}
+        await asyncio.to_thread(push_rule, kazoo, tenant, "route", rule)
+        await wait_until(lambda: rules.get(RouteRule) is not None, 10, "the route rule")
+        assert set(await served(stub, 20)) == {normal.address}, "gray has nobody: normal serves"

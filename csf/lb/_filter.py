@@ -8,6 +8,7 @@ it ends, not when it opens).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ import grpc
 from csf._exceptions import NoProviderError
 from csf._invocation import Invocation, Invoker, LifecycleGate, PickerRef, ProviderPools
 from csf.resilience.classify import status_of
+from csf.resilience.deadline import deadline_exceeded
 
 
 def _being_cancelled() -> bool:
@@ -54,13 +56,17 @@ class LoadBalanceFilter:
             endpoint = await self._directory.pick(ref, inv)
         inv.endpoint = endpoint
         inv.tried.add(endpoint.address)
-        done = endpoint.begin(inv.attempt_deadline or inv.deadline, timed=not inv.streaming)
+        deadline = inv.attempt_deadline or inv.deadline
+        if deadline <= time.monotonic():  # never sent: no mark against the provider
+            raise deadline_exceeded()
+        done = endpoint.begin(deadline, timed=not inv.streaming)
         try:
             result = await next(inv)
         except asyncio.CancelledError as error:
-            done(grpc.StatusCode.CANCELLED)
             if _being_cancelled():
+                done(grpc.StatusCode.CANCELLED)
                 raise
+            done(grpc.StatusCode.UNAVAILABLE)
             raise _channel_closed(endpoint.address) from error
         except BaseException as error:
             done(status_of(error))

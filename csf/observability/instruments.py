@@ -83,6 +83,9 @@ class Instruments:
 
         return observe
 
-    def watch(self, name: str, gauge: Gauge) -> None:
-        """Report `gauge`'s readings under the gauge `name` ("breaker", "providers")."""
-        self._gauges[name].append(gauge)
+    def watch(self, name: str, gauge: Gauge) -> Callable[[], None]:
+        """Report `gauge`'s readings under the gauge `name` ("breaker", "providers");
+        returns the function that stops it."""
+        gauges = self._gauges[name]
+        gauges.append(gauge)
+        return lambda: gauges.remove(gauge)

@@ -53,7 +53,10 @@ class ClientMetricsFilter:
         except BaseException as error:
             self._ended(inv, started, status_of(error), error)
             raise
-        inv.on_end(lambda code: self._ended(inv, started, code, None))
+        if inv.streaming:
+            inv.on_end(lambda code: self._ended(inv, started, code, None))
+        else:
+            self._ended(inv, started, grpc.StatusCode.OK, None)
         return result
 
     def _ended(

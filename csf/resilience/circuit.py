@@ -30,7 +30,8 @@ class BreakerState:
         instruments = state.telemetry.instruments
         if instruments is not None:
             attributes = {"csf.service": state.service, "rpc.method": state.method_name}
-            instruments.watch("breaker", lambda: [(_GAUGE[self.breaker.state], attributes)])
+            gauge = instruments.watch("breaker", lambda: [(_GAUGE[self.breaker.state], attributes)])
+            state.until_closed(gauge)
 
     def _rule(self) -> BreakerRule:
         return self._state.rules.method_rule(BreakerRule, self._state.method_name) or BreakerRule()

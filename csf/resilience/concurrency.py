@@ -26,19 +26,23 @@ from csf.rules import ConcurrencyRule
 class ConcurrencyState:
     """The consumer-side semaphore of one method, shared by all its stubs."""
 
-    __slots__ = ("_state", "max_wait", "semaphore")
+    __slots__ = ("_limit", "_state", "max_wait", "semaphore")
 
     def __init__(self, state: MethodState) -> None:
         self._state = state
+        self._limit: int | None = None
+        self.semaphore: asyncio.Semaphore | None = None
         self._reload()
         state.watch(ConcurrencyRule.KIND, self._reload)
 
     def _reload(self) -> None:
         rule = self._state.rules.method_rule(ConcurrencyRule, self._state.method_name)
         limit = rule.consumer if rule is not None else None
-        # Calls in flight keep (and give back) the old semaphore's permits.
-        self.semaphore = asyncio.Semaphore(limit) if limit else None
         self.max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
+        if limit != self._limit:  # a rule for other methods leaves this one's permits be
+            self._limit = limit
+            # Calls in flight keep (and give back) the old semaphore's permits.
+            self.semaphore = asyncio.Semaphore(limit) if limit else None
 
 
 class ConcurrencyFilter:
@@ -64,7 +68,10 @@ class ConcurrencyFilter:
         except BaseException:
             semaphore.release()
             raise
-        inv.on_end(lambda code: semaphore.release())
+        if inv.streaming:
+            inv.on_end(lambda code: semaphore.release())
+        else:
+            semaphore.release()
         return result
 
 

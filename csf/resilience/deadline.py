@@ -10,12 +10,25 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 
+import grpc
+
 _inherited: ContextVar[float | None] = ContextVar("csf_deadline", default=None)
 
 
 def inherit(seconds_left: float | None) -> None:
     """Called by the provider side as a handler starts (None: the caller set no deadline)."""
     _inherited.set(None if seconds_left is None else time.monotonic() + seconds_left)
+
+
+def deadline_exceeded() -> grpc.aio.AioRpcError:
+    """The error of a call whose deadline passed before it was sent, as gRPC words it."""
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        "Deadline Exceeded",
+        None,
+    )
 
 
 def deadline_after(timeout: float) -> float:

@@ -37,13 +37,20 @@ class RateLimitState:
 
     def __init__(self, state: MethodState) -> None:
         self._state = state
+        self.limiter: AsyncLimiter | None = None
         self._reload()
         state.watch(RateLimitRule.KIND, self._reload)
 
     def _reload(self) -> None:
-        self.limiter, self.max_wait = _bucket(
-            self._state.rules, self._state.method_name, "consumer"
+        limiter, self.max_wait = _bucket(self._state.rules, self._state.method_name, "consumer")
+        old = self.limiter
+        same = (
+            old is not None
+            and limiter is not None
+            and (old.max_rate, old.time_period) == (limiter.max_rate, limiter.time_period)
         )
+        if not same:  # a rule for other methods leaves this one's tokens be
+            self.limiter = limiter
 
 
 class RateLimitFilter:

@@ -174,15 +174,26 @@ class RetryFilter:
             return await answer_instead(self._ctx, inv, error, empty_if_none=True)
 
     async def _forking(self, inv: Invocation, next: Invoker) -> Any:
+        if not self._ctx.config.idempotent:  # copies would run a request several times
+            return await next(inv)
         # The copies share `tried`, so each picks a provider the others have not.
-        copies = [dataclasses.replace(inv, attempt=index) for index in range(self._attempts)]
-        pending = {asyncio.ensure_future(next(copy)) for copy in copies}
+        copies = {
+            asyncio.ensure_future(next(copy)): copy
+            for copy in (dataclasses.replace(inv, attempt=n) for n in range(self._attempts))
+        }
+        pending = set(copies)
         error: BaseException | None = None
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task.exception() is None:
+                        winner = copies[task]  # the call object reads the winner's call
+                        inv.call, inv.endpoint, inv.attempt = (
+                            winner.call,
+                            winner.endpoint,
+                            winner.attempt,
+                        )
                         return task.result()
                     error = task.exception()
             assert error is not None

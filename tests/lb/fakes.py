@@ -41,7 +41,7 @@ def endpoints(count: int, **fields: Any) -> list[Any]:
 
 
 def invocation(tried: set[str] | None = None, key: str | None = None) -> Invocation:
-    return Invocation("S", "/p.S/M", None, None, 0.0, tried=tried or set(), hash_key=key)
+    return Invocation("S", "/p.S/M", None, None, 1e9, tried=tried or set(), hash_key=key)
 
 
 def shares(picker: Any, picks: int = 10_000, **inv: Any) -> Counter[str]:

@@ -76,11 +76,11 @@ async def test_the_picked_endpoint_is_busy_during_the_attempt_and_noted_as_tried
 
 async def test_a_stream_keeps_its_endpoint_busy_until_it_ends() -> None:
     endpoint = Endpoint("10.0.0.1:1")
-    inv = Invocation("S", "/p.S/M", None, None, 5.0, end_hooks=[])
+    inv = Invocation("S", "/p.S/M", None, None, 1e9, end_hooks=[])
     lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
     assert await compose([lb], _answer)(inv) == "ok"
     assert endpoint.active == 1 and endpoint.ended == [], "open: still busy"
-    assert endpoint.begun == [(5.0, False)], "how long a stream stays open is no latency"
+    assert endpoint.begun == [(1e9, False)], "how long a stream stays open is no latency"
     inv.ended(grpc.StatusCode.INTERNAL)
     assert endpoint.active == 0 and endpoint.ended == [grpc.StatusCode.INTERNAL]
 
@@ -137,7 +137,20 @@ async def test_a_call_cancelled_under_it_is_unavailable_and_one_its_caller_cance
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert endpoint.ended == [grpc.StatusCode.CANCELLED] * 2 and endpoint.active == 0
+    # Closed under the call: a provider gone away; cancelled by its caller: no verdict.
+    assert endpoint.ended == [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED]
+    assert endpoint.active == 0
+
+
+async def test_an_attempt_past_its_deadline_is_not_sent_nor_counted_on_the_provider() -> None:
+    endpoint = Endpoint("10.0.0.1:1")
+    inv = invocation()
+    inv.attempt_deadline = 1.0  # long past on the monotonic clock
+    lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await compose([lb], _answer)(inv)
+    assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert endpoint.begun == [] and endpoint.ended == []
 
 
 async def test_the_routers_pool_is_used_before_the_default_one() -> None:

@@ -183,6 +183,10 @@ async def test_a_fallback_answer_is_on_the_span_and_in_the_metrics(
         await asyncio.to_thread(push_rule, kazoo, tenant, "breaker", {"schema": 1, "force": "open"})
         await wait_until(lambda: consumer.rules("XIESR").current["breaker"] is not None, 10)
         assert (await stub.SayHello(Request())).message == "fallback"
+        gauges = telemetry.points("csf.client.breaker.state")  # read while the consumer runs
+        states = {point.attributes["rpc.method"]: point.value for point in gauges}
+        assert states == {"SayHello": 2, "StreamHellos": 2, "CollectHellos": 2, "Chat": 2}
+    assert telemetry.points("csf.client.breaker.state") == [], "a closed consumer reports none"
 
     (span,) = [s for s in telemetry.finished() if s.kind is SpanKind.CLIENT]
     assert span.attributes["csf.fallback"] is True
@@ -191,9 +195,6 @@ async def test_a_fallback_answer_is_on_the_span_and_in_the_metrics(
     assert sum(p.value for p in telemetry.points("csf.client.fallbacks")) == 1
     rejected = telemetry.points("csf.client.rejected")
     assert [(p.attributes["csf.rejected_by"], p.value) for p in rejected] == [("breaker", 1)]
-    gauges = telemetry.points("csf.client.breaker.state")
-    states = {point.attributes["rpc.method"]: point.value for point in gauges}
-    assert states == {"SayHello": 2, "StreamHellos": 2, "CollectHellos": 2, "Chat": 2}
 
 
 async def test_metrics_match_the_calls_made(

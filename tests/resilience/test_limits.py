@@ -159,6 +159,25 @@ async def test_a_new_limit_applies_to_new_calls_and_old_calls_keep_their_permits
     assert await asyncio.gather(*tasks) == ["ok"] * 13
 
 
+async def test_a_rule_change_for_other_methods_keeps_this_method_s_permits_and_tokens() -> None:
+    rules, feed = service_rules(concurrency={"consumer": 1})
+    held = Held()
+    call = compose([ConcurrencyFilter(context(rules))], held)
+    tasks = await _in_flight(call, held, 1)
+    feed.push("concurrency", consumer=1, methods={"Other": {"consumer": 5}})
+    with pytest.raises(csf.ConcurrencyLimitError):
+        await call(invocation(time.monotonic() + 60))
+    held.release.set()
+    await asyncio.gather(*tasks)
+
+    rules, feed = service_rules(ratelimit={"side": "consumer", "rate": 1, "burst": 1})
+    limited = compose([RateLimitFilter(context(rules))], Provider())
+    await limited(invocation(time.monotonic() + 60))
+    feed.push("ratelimit", side="consumer", rate=1, burst=1, methods={"Other": {"rate": 9}})
+    with pytest.raises(csf.RateLimitedError):  # the bucket was not refilled by the push
+        await limited(invocation(time.monotonic() + 60))
+
+
 async def test_a_limit_for_another_method_does_not_limit_this_one() -> None:
     rules, feed = service_rules(concurrency={"methods": {"Other": {"consumer": 1}}})
     held = Held()
