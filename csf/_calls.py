@@ -32,26 +32,33 @@ class TaskCall:
     """The RpcContext and Call parts of a call object whose chain runs in `self._task`.
 
     As in grpc.aio, a call is done the moment cancel() succeeds, its done callbacks run
-    then (at once if added later), and cancelled() means it ended CANCELLED."""
+    then (at once if added later), and cancelled() means it ended CANCELLED. A unary
+    call watches its chain's end only once a done callback asks for it (most never do,
+    and each watch costs the event loop a callback)."""
 
     _task: asyncio.Task[Any]
     _inv: Invocation
+    _watches_its_chain = False
 
     def __init__(self, invoker: Invoker, inv: Invocation) -> None:
         self._inv = inv
         self._cancelled = False
-        self._callbacks: list[Callable[[Any], None]] | None = []
+        self._ended = False
+        self._callbacks: list[Callable[[Any], None]] = []
         self._task = asyncio.ensure_future(invoker(inv))
-        self._task.add_done_callback(self._chain_ended)
+        if self._watches_its_chain:
+            self._task.add_done_callback(self._chain_ended)
 
     def _chain_ended(self, task: asyncio.Task[Any]) -> None:
         self._end()
 
     def _end(self) -> None:
         """The call is over: run its done callbacks, once."""
-        callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            callback(self)
+        if not self._ended:
+            self._ended = True
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback(self)
 
     def _chain_code(self) -> grpc.StatusCode:
         """The status the finished chain task ended with."""
@@ -62,7 +69,8 @@ class TaskCall:
         return self._cancelled or (self.done() and self._chain_code() is CANCELLED)
 
     def done(self) -> bool:
-        return self._callbacks is None
+        # With done callbacks waiting, the call is done once they have run.
+        return self._ended or (not self._callbacks and self._over())
 
     def time_remaining(self) -> float | None:
         return max(0.0, self._inv.deadline - time.monotonic())
@@ -72,7 +80,7 @@ class TaskCall:
         return self._task.done()
 
     def cancel(self) -> bool:
-        if self.done():
+        if self.done():  # cancelled before, or over
             return False
         if self._over():  # ended a moment ago: too late to cancel, as in grpc.aio
             self._end()
@@ -86,10 +94,13 @@ class TaskCall:
         self._task.cancel()
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        if self._callbacks is not None:
-            self._callbacks.append(callback)
-        else:
+        if self.done():
+            self._ended = True
             callback(self)  # over already: at once, as in grpc.aio
+            return
+        if not self._callbacks and not self._watches_its_chain:
+            self._task.add_done_callback(self._chain_ended)
+        self._callbacks.append(callback)
 
     async def _outcome(self) -> BaseException | None:
         await asyncio.wait([self._task])
@@ -146,6 +157,8 @@ class GovernedUnaryUnaryCall(TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respons
 class _StreamCall(TaskCall):
     """A streaming call: `self._task` runs the chain, which opens the call on a provider;
     the stream is over when the chain failed, or when that call is."""
+
+    _watches_its_chain = True  # to cancel what it opened if a filter then failed
 
     def _opened_call(self) -> Any:
         """The provider call the finished chain opened; None while it runs or if it failed."""

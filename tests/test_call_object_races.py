@@ -16,12 +16,19 @@ async def test_cancel_just_after_the_call_ended_fails_and_the_response_stands() 
     async def answer(inv: Invocation) -> str:
         return "response"
 
-    call: GovernedUnaryUnaryCall[str, str] = GovernedUnaryUnaryCall(answer, _invocation())
-    await asyncio.sleep(0)  # the chain has run; its done callbacks have not
-    assert call.cancel() is False, "too late to cancel, as in grpc.aio"
-    assert call.done() and not call.cancelled()
-    assert await call == "response"
-    assert await call.code() is grpc.StatusCode.OK
+    for waiting in (False, True):  # with and without a done callback waiting
+        call: GovernedUnaryUnaryCall[str, str] = GovernedUnaryUnaryCall(answer, _invocation())
+        heard: list[object] = []
+        if waiting:
+            call.add_done_callback(heard.append)
+        await asyncio.sleep(0)  # the chain has run; its done callbacks have not
+        assert call.cancel() is False, "too late to cancel, as in grpc.aio"
+        assert call.done() and not call.cancelled()
+        assert heard == ([call] if waiting else [])
+        assert await call == "response"
+        assert await call.code() is grpc.StatusCode.OK
+        await asyncio.sleep(0)
+        assert len(heard) == int(waiting), "each callback runs once"
 
 
 async def test_every_waiter_for_the_provider_call_wakes_when_it_opens() -> None:
