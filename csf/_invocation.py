@@ -68,29 +68,31 @@ class Invocation:
     failure: BaseException | None = None
     """The error a fallback answered for."""
     breaker_state: str | None = None
+    streaming: bool = False
+    """A stream: `next` opens it and returns the provider's call; it ends later."""
     end_hooks: list[EndHook] | None = None
-    """A stream's hooks, run when it ends; None for a unary call."""
+    """A stream's hooks waiting for its end."""
     end_code: grpc.StatusCode | None = None
     """How the stream ended, once it has."""
-
-    @property
-    def streaming(self) -> bool:
-        return self.end_hooks is not None or self.end_code is not None
 
     def on_end(self, hook: EndHook) -> None:
         """Run `hook(code)` when the call is over; call it once `next` returned. A unary
         call is over then (OK); a stream when it ends, or at once if it already has."""
-        if self.end_hooks is not None:
-            self.end_hooks.append(hook)
+        if not self.streaming:
+            self._run(hook, grpc.StatusCode.OK)
+        elif self.end_code is not None:
+            self._run(hook, self.end_code)
+        elif self.end_hooks is None:
+            self.end_hooks = [hook]
         else:
-            self._run(hook, self.end_code or grpc.StatusCode.OK)
+            self.end_hooks.append(hook)
 
     def ended(self, code: grpc.StatusCode) -> None:
         """The stream ended with `code`: run its hooks (innermost filter's first), once."""
-        hooks = self.end_hooks
-        if hooks is None:  # reported already
+        if self.end_code is not None:  # reported already
             return
-        self.end_hooks, self.end_code = None, code
+        self.end_code = code
+        hooks, self.end_hooks = self.end_hooks or [], None
         for hook in hooks:
             self._run(hook, code)
 

@@ -139,6 +139,8 @@ class _GovernedMultiCallable:
         self._ctx = ctx
         self._invoker = invoker
         self._rules = ctx.rules
+        # Until the rules were read once, calls start by waiting for them.
+        self._entry: Invoker = self._after_first_rules
         self._timeout = ctx.state.of(TimeoutState)
         # A client stream's requests cannot be hashed: only a single request can.
         self._hash_key = ctx.hash_key if ctx.kind in ("unary_unary", "unary_stream") else None
@@ -164,14 +166,15 @@ class _GovernedMultiCallable:
             deadline_after(timeout),
             hash_key=self._key(request) if self._hash_key is not None else None,
             wait_for_ready=wait_for_ready,
-            end_hooks=[] if ctx.streaming else None,
+            streaming=ctx.streaming,
         )
-        invoker = self._invoker if self._rules.ready else self._after_first_rules
-        return self._call_class(invoker, inv)
+        return self._call_class(self._entry, inv)
 
     async def _after_first_rules(self, inv: Invocation) -> Any:
         """A new consumer's first calls obey the rules already in the registry."""
         await self._rules.settle(inv.deadline - time.monotonic())
+        if self._rules.ready:
+            self._entry = self._invoker
         return await self._invoker(inv)
 
     def _key(self, request: Any) -> str:

@@ -54,7 +54,7 @@ def test_a_unary_call_s_end_hook_runs_at_once_with_ok() -> None:
 
 
 def test_a_stream_s_end_hooks_run_once_in_order_and_late_ones_at_once() -> None:
-    inv = Invocation("S", "/p.S/M", None, None, 0.0, end_hooks=[])
+    inv = Invocation("S", "/p.S/M", None, None, 0.0, streaming=True)
     heard: list[str] = []
     inv.on_end(lambda code: heard.append(f"inner {code.name}"))
     inv.on_end(lambda code: heard.append(f"outer {code.name}"))
@@ -67,7 +67,7 @@ def test_a_stream_s_end_hooks_run_once_in_order_and_late_ones_at_once() -> None:
 
 
 def test_a_failing_end_hook_does_not_keep_the_others_from_running() -> None:
-    inv = Invocation("S", "/p.S/M", None, None, 0.0, end_hooks=[])
+    inv = Invocation("S", "/p.S/M", None, None, 0.0, streaming=True)
     heard: list[grpc.StatusCode] = []
 
     def broken(code: grpc.StatusCode) -> None:

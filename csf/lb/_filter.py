@@ -71,5 +71,8 @@ class LoadBalanceFilter:
         except BaseException as error:
             done(status_of(error))
             raise
-        inv.on_end(done)
+        if inv.streaming:
+            inv.on_end(done)
+        else:
+            done(grpc.StatusCode.OK)
         return result

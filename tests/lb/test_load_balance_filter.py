@@ -76,7 +76,7 @@ async def test_the_picked_endpoint_is_busy_during_the_attempt_and_noted_as_tried
 
 async def test_a_stream_keeps_its_endpoint_busy_until_it_ends() -> None:
     endpoint = Endpoint("10.0.0.1:1")
-    inv = Invocation("S", "/p.S/M", None, None, 1e9, end_hooks=[])
+    inv = Invocation("S", "/p.S/M", None, None, 1e9, streaming=True)
     lb = LoadBalanceFilter(Directory(None), _ref(endpoint))  # type: ignore[arg-type]
     assert await compose([lb], _answer)(inv) == "ok"
     assert endpoint.active == 1 and endpoint.ended == [], "open: still busy"
