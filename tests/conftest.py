@@ -26,6 +26,7 @@ from csf.rule_set import ServiceRules
 from csf.rules import parse_rule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo.providers import Greeter
+from tests.observability.memory import telemetry  # noqa: F401  (a fixture for every test)
 
 ROOT = Path(__file__).resolve().parent.parent
 

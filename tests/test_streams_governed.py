@@ -18,7 +18,7 @@ from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 from tests.conftest import consumer_for, pushed, serving, wait_until
-from tests.observability.test_telemetry import Telemetry, server, telemetry  # noqa: F401
+from tests.observability.memory import Telemetry, server
 
 Request = greeter_pb2.HelloRequest
 KINDS = ("unary", "server_stream", "client_stream", "bidi")
@@ -185,7 +185,7 @@ async def test_every_kind_of_call_is_traced_to_the_provider_and_measured(
     zookeeper: LocalZooKeeper,
     tenant: str,
     tmp_path: Path,
-    telemetry: Telemetry,  # noqa: F811
+    telemetry: Telemetry,
 ) -> None:
     provider = server(zookeeper, tenant, Greeter(lambda: ""), telemetry)
     async with (

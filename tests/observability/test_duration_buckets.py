@@ -14,21 +14,9 @@ from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 from tests.conftest import consumer_for
+from tests.observability.memory import metric_points
 
 HANDLER_DELAY = 0.02
-
-
-def _duration_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return [
-        point
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == name
-        for point in metric.data.data_points
-    ]
 
 
 @csf.provider(service="XIESR", warmup=0)
@@ -57,7 +45,7 @@ async def test_a_call_s_duration_lands_in_the_seconds_bucket_that_holds_it(
             stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
             await stub.SayHello(greeter_pb2.HelloRequest(name="ann"))
             for side in ("client", "server"):
-                (point,) = _duration_points(reader, f"csf.{side}.duration")
+                (point,) = metric_points(reader, f"csf.{side}.duration")
                 assert tuple(point.explicit_bounds) == DURATION_BUCKETS, side
                 assert point.count == 1 and point.sum >= HANDLER_DELAY, side
                 (index,) = [i for i, count in enumerate(point.bucket_counts) if count]

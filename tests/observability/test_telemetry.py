@@ -3,19 +3,13 @@
 import asyncio
 import logging
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from kazoo.client import KazooClient
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import csf
@@ -23,54 +17,9 @@ from csf.testing.zookeeper import LocalZooKeeper, free_port
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 from tests.conftest import consumer_for, push_rule, wait_until
+from tests.observability.memory import Telemetry, server
 
 Request = greeter_pb2.HelloRequest
-
-
-@dataclass
-class Telemetry:
-    spans: InMemorySpanExporter
-    reader: InMemoryMetricReader
-    config: csf.Observability
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    config = csf.Observability(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    yield Telemetry(spans, reader, config)
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
-
-
-def server(
-    zookeeper: LocalZooKeeper, tenant: str, servicer: Any, telemetry: Telemetry
-) -> csf.Server:
-    instance = csf.Server(
-        registry=zookeeper.url, tenant=tenant, deregister_wait=0, handle_signals=False,
-        observability=telemetry.config,
-    )  # fmt: skip
-    instance.add(servicer)
-    return instance
 
 
 def provider_class(service: str, say_hello: Any) -> type[Greeter]:
