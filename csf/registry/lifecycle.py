@@ -27,6 +27,8 @@ def parse_status(data: bytes) -> str:
         document = json.loads(data)
     except ValueError:
         raise LifecycleFormatError("not JSON") from None
+    except RecursionError:  # anyone may write the node: nesting deep enough overflows
+        raise LifecycleFormatError("JSON nested too deeply") from None
     status = document.get("status") if isinstance(document, dict) else None
     if status not in STATUSES:
         raise LifecycleFormatError(f"status {status!r} is not one of {sorted(STATUSES)}")

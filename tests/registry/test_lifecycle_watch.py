@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
 from csf.config import parse_registry_url
@@ -108,3 +110,12 @@ async def test_unreadable_descriptor_data_keeps_the_last_good_status(
     # The watch is still set: the next good document is heard.
     await asyncio.to_thread(kazoo.set, path, json.dumps({**document, "status": "open"}).encode())
     await wait_until(lambda: heard == ["online", "open"], 10, "open")
+
+
+@given(st.binary(max_size=256) | st.builds(lambda n: b"[" * n, st.integers(0, 200_000)))
+def test_any_descriptor_data_gives_a_status_or_the_parser_s_own_error(data: bytes) -> None:
+    try:
+        status = parse_status(data)
+    except LifecycleFormatError:
+        return
+    assert status in STATUSES
