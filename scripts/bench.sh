@@ -6,6 +6,8 @@ ensure_zookeeper
 ensure_venv
 "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench]"
 cd "$ROOT"
+# The benchmarks run as scripts and import demo/, which is not installed: the root comes first.
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" benchmarks/bench_lb.py "$@"
 "$PY" benchmarks/bench_overhead.py "$@"
 "$PY" benchmarks/bench_registry.py "$@"

@@ -18,8 +18,8 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
+from csf import bounds
 from csf._exceptions import ConfigError
-from csf.config import check_count
 from csf.observability.instruments import Instruments
 from csf.observability.logs import correlate_logs
 
@@ -58,7 +58,7 @@ class Observability:
         if not 0 <= self.sampler_ratio <= 1:
             raise ConfigError(f"sampler_ratio: expected 0 to 1, got {self.sampler_ratio!r}")
         if self.prometheus_port is not None:
-            check_count("prometheus_port", self.prometheus_port, minimum=1)
+            bounds.PORT.check_whole("prometheus_port", self.prometheus_port, ConfigError)
 
     def resolve(self, service_name: str) -> Telemetry:
         """The tracer and instruments to use; builds exporters and providers it was asked for."""

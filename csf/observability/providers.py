@@ -83,11 +83,18 @@ def meter_provider(config: ExportSettings, service_name: str) -> MeterProvider |
         from opentelemetry.sdk.resources import Resource
         from prometheus_client import start_http_server
 
+        try:
+            start_http_server(config.prometheus_port, addr=config.prometheus_host)
+        except OSError as error:  # taken, not ours, unknown host
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise ConfigError(
+                f"prometheus_port: cannot serve metrics on "
+                f"{config.prometheus_host}:{config.prometheus_port}: {reason}"
+            ) from None
         provider = SdkMeterProvider(
             metric_readers=[PrometheusMetricReader()],
             resource=Resource.create({"service.name": service_name}),
         )
-        start_http_server(config.prometheus_port, addr=config.prometheus_host)
         _prometheus[address] = provider
     if config.install_global:
         metrics.set_meter_provider(provider)

@@ -20,6 +20,7 @@ from tests.resilience.test_filters import context
         ({"exporter": "jaeger"}, "exporter"),
         ({"sampler_ratio": 1.5}, "sampler_ratio"),
         ({"prometheus_port": 0}, "prometheus_port"),
+        ({"prometheus_port": 65_536}, "prometheus_port: expected a whole number from 1 to 65,535"),
     ],
 )
 def test_bad_settings_name_the_field(settings: dict[str, object], field: str) -> None:
