@@ -9,28 +9,37 @@ configured with `CallerAuth` checks it before the handler runs:
 - an app with no node under the service's `subscriptions/` (csf-registry subscribe):
   PERMISSION_DENIED.
 
-Tokens and secrets never reach logs, span attributes or error messages.
+A token is `<issued>.<64 lowercase hex digits>`, `issued` being whole Unix seconds in
+ASCII digits (at most 11); it is accepted within `max_skew` (at most MAX_SKEW seconds)
+either way of the provider's clock. Anything else, whatever its size or characters, is
+an invalid token: `verify` answers False, it never raises.
+
+Tokens and secrets never reach logs, span attributes, error messages or reprs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from csf._exceptions import ConfigError
 from csf._handlers import OnEntry
-from csf.config import check_name
+from csf.config import check_name, quoted
 
 APP_KEY = "csf-app"
 TOKEN_KEY = "csf-token"
 TOKEN_RENEWAL = 60.0
 DEFAULT_MAX_SKEW = 300.0
+# A clock error beyond a day is no skew: a token that old is a replay.
+MAX_SKEW = 86_400.0
+_TOKEN = re.compile(r"([0-9]{1,11})\.[0-9a-f]{64}")
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -67,7 +76,7 @@ class CallerAuth:
     With `require_subscription` (the default) the app must also be subscribed to the
     service; `max_skew` bounds a token's age (seconds, either way of the clock)."""
 
-    secrets: Mapping[str, str]
+    secrets: Mapping[str, str] = field(repr=False)
     require_subscription: bool = True
     max_skew: float = DEFAULT_MAX_SKEW
 
@@ -78,17 +87,29 @@ class CallerAuth:
             check_name("auth.secrets app", app)
             if not isinstance(secret, str) or len(secret) < 16:
                 raise ConfigError(f"auth.secrets[{app!r}]: expected a string of 16+ characters")
-        if not self.max_skew > 0:
-            raise ConfigError(f"auth.max_skew: expected seconds > 0, got {self.max_skew!r}")
+        skew = self.max_skew
+        # `not 0 < skew` also refuses NaN.
+        if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 < skew <= MAX_SKEW:
+            raise ConfigError(
+                f"auth.max_skew: expected seconds in (0, {MAX_SKEW:g}], got {quoted(skew)}"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"CallerAuth(apps={sorted(self.secrets)!r}, "
+            f"require_subscription={self.require_subscription!r}, max_skew={self.max_skew!r})"
+        )
 
     def verify(self, tenant: str, service: str, app: str | None, token: str | None) -> bool:
-        if app is None or token is None:
+        """Whether `token` proves `app` for this tenant and service now; False for any
+        malformed, unknown or stale input."""
+        if not isinstance(app, str) or not isinstance(token, str):
             return False
         secret = self.secrets.get(app)
-        issued_text, dot, _ = token.partition(".")
-        if secret is None or not dot or not issued_text.isdigit():
+        shape = _TOKEN.fullmatch(token)
+        if secret is None or shape is None:
             return False
-        issued = int(issued_text)
+        issued = int(shape.group(1))
         if abs(time.time() - issued) > self.max_skew:
             return False
         return hmac.compare_digest(token, sign(secret, app, tenant, service, issued))

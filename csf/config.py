@@ -6,13 +6,20 @@ so the rest of CSF can trust the values it is handed.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
+from csf._digest import (
+    digest_from_env,
+    parse_digest,
+    read_digest_file,
+    redact_query_field,
+    redact_url,
+)
 from csf._exceptions import ConfigError
 
 DEFAULT_CLUSTER = "defaultCluster"
@@ -30,28 +37,79 @@ DEFAULT_STARTUP_WAIT = 0.5
 DEFAULT_DEREGISTER_WAIT = 1.0
 DEFAULT_SHUTDOWN_GRACE = 10.0
 
-ZK_URL_FORM = "zk://host:port[,host:port...][/chroot][?session_timeout=S&digest=user:password]"
+ZK_URL_FORM = (
+    "zk://host:port[,host:port...][/chroot]"
+    "[?session_timeout=S&digest=user:password|digest_file=/path]"
+)
 STATIC_URL_FORM = "static://host:port[,host:port...]"
+# A session shorter than a second expires on any hiccup; ZooKeeper caps long ones anyway.
+SESSION_TIMEOUT_RANGE = (1.0, 600.0)
+# Plain decimal seconds, as many places as a float's repr writes; no exponent, no sign.
+_SECONDS = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,17})?")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_HOST = re.compile(r"^[A-Za-z0-9._-]+$|^\[[0-9A-Fa-f:.]+\]$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_MAX_HOST = 253
+# How much of a refused value an error message quotes: enough to recognise it, never a flood.
+_QUOTE_LIMIT = 80
+
+
+def quoted(value: object) -> str:
+    """`repr(value)`, cut to a bounded length for error messages."""
+    text = repr(value)
+    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
 
 
 def check_name(field_name: str, value: object) -> str:
     """A tenant, service, cluster, group or app name: one safe ZooKeeper path segment."""
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ConfigError(
-            f"{field_name}: {value!r} is not a valid name "
+            f"{field_name}: {quoted(value)} is not a valid name "
             "(letters, digits, '.', '_', '-'; at most 128; not starting with a symbol)"
         )
     return value
 
 
+def check_host(field_name: str, value: object) -> str:
+    """A host to dial: a DNS name (labels of letters, digits and '-', not at either end of
+    a label; at most 253 characters), an IPv4 dotted quad, or a bracketed IPv6 literal
+    without a zone. Anything else, gRPC target syntax such as 'unix:' included, is a
+    ConfigError naming the field."""
+    if isinstance(value, str) and 0 < len(value) <= _MAX_HOST and _is_host(value):
+        return value
+    raise ConfigError(
+        f"{field_name}: {quoted(value)} is not a host name, an IPv4 address or a "
+        "bracketed IPv6 address"
+    )
+
+
+def _is_host(text: str) -> bool:
+    if text.startswith("[") and text.endswith("]"):
+        return "%" not in text and _is_ip(ipaddress.IPv6Address, text[1:-1])
+    labels = text.split(".")
+    if not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return False
+    # An all-digit last label is no DNS name: it must then be a whole, valid IPv4 address.
+    return not labels[-1].isdigit() or _is_ip(ipaddress.IPv4Address, text)
+
+
+def _is_ip(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address], text: str) -> bool:
+    try:
+        kind(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_timeout(field_name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{field_name}: expected seconds as a number, got {value!r}")
+        raise ConfigError(f"{field_name}: expected seconds as a number, got {quoted(value)}")
+    if isinstance(value, int) and value > 0 and value.bit_length() > 64:  # float() overflows
+        raise ConfigError(f"{field_name}: {quoted(value)} seconds is out of range")
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{field_name}: must be a positive number of seconds, got {value!r}")
+        raise ConfigError(
+            f"{field_name}: must be a positive number of seconds, got {quoted(value)}"
+        )
     return float(value)
 
 
@@ -61,14 +119,19 @@ def check_count(field_name: str, value: object, *, minimum: int = 0) -> int:
     return value
 
 
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
 def parse_address(field_name: str, text: str) -> tuple[str, int]:
-    """'host:port' (or '[v6]:port') into its parts."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host or not _HOST.match(host) or not port_text.isdigit():
-        raise ConfigError(f"{field_name}: {text!r} is not host:port")
+    """'host:port' (or '[v6]:port') into its parts; the host as `check_host` accepts it,
+    the port 1..65535 in ASCII digits."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not _PORT.fullmatch(port_text):
+        raise ConfigError(f"{field_name}: {quoted(text)} is not host:port")
+    check_host(field_name, host)
     port = int(port_text)
     if not 0 < port < 65536:
-        raise ConfigError(f"{field_name}: port {port} is out of range in {text!r}")
+        raise ConfigError(f"{field_name}: port {port} is out of range in {quoted(text)}")
     return host, port
 
 
@@ -229,12 +292,17 @@ class StubConfig:
 
 @dataclass(frozen=True)
 class ZooKeeperURL:
-    """A ZooKeeper ensemble: `zk://h1:2181,h2:2181[/chroot]?session_timeout=10&digest=u:pw`."""
+    """A ZooKeeper ensemble: `zk://h1:2181,h2:2181[/chroot]?session_timeout=10&digest=u:pw`.
+    `session_timeout` is in SESSION_TIMEOUT_RANGE (seconds); the digest never shows in a
+    repr."""
 
     hosts: tuple[tuple[str, int], ...]
     chroot: str = ""
     session_timeout: float = DEFAULT_SESSION_TIMEOUT
     digest: tuple[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        check_session_timeout(self.session_timeout)
 
     @property
     def connect_string(self) -> str:
@@ -251,54 +319,118 @@ class StaticURL:
 RegistryURL = ZooKeeperURL | StaticURL
 
 
+def check_session_timeout(value: object) -> float:
+    seconds = check_timeout("registry session_timeout", value)
+    low, high = SESSION_TIMEOUT_RANGE
+    if not low <= seconds <= high:
+        raise ConfigError(
+            f"registry session_timeout: {seconds!r} is outside {low:g}..{high:g} seconds"
+        )
+    return seconds
+
+
 def parse_registry_url(url: object) -> RegistryURL:
-    """Parse `registry=`; raises `ConfigError` naming the problem and the accepted forms."""
+    """Parse `registry=`; raises `ConfigError` naming the problem and the accepted forms.
+
+    `zk://` takes `session_timeout=` (seconds, 1..600) and the tenant's credentials:
+    `digest=user:password` (taken literally up to the next '&': no percent-decoding, '+'
+    stays '+') or `digest_file=/path` (a file holding `user:password`); with neither, the
+    `CSF_ZK_DIGEST` environment variable, if set, holds `user:password`. Error messages
+    quote the URL with every password masked."""
     if not isinstance(url, str):
-        raise ConfigError(f"registry: expected a URL string, got {url!r}")
+        raise ConfigError(f"registry: expected a URL string, got {quoted(url)}")
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("zk", "static"):
         raise ConfigError(
-            f"registry: {url!r} has no known scheme; accepted forms: {ZK_URL_FORM} or "
+            f"registry: {_shown(url)} has no known scheme; accepted forms: {ZK_URL_FORM} or "
             f"{STATIC_URL_FORM}"
         )
     if scheme == "static":
         if not rest or "?" in rest or "/" in rest:
-            raise ConfigError(f"registry: {url!r} is not of the form {STATIC_URL_FORM}")
-        return StaticURL(tuple(parse_address("registry", part) for part in rest.split(",")))
+            raise ConfigError(f"registry: {_shown(url)} is not of the form {STATIC_URL_FORM}")
+        return StaticURL(_addresses(url, rest))
     return _parse_zk(url, rest)
 
 
+def _shown(url: str) -> str:
+    return quoted(redact_url(url))
+
+
+def _addresses(url: str, text: str) -> tuple[tuple[str, int], ...]:
+    if "@" in text:
+        raise ConfigError(
+            f"registry: {_shown(url)} puts credentials before '@'; give them with "
+            "digest=, digest_file= or CSF_ZK_DIGEST"
+        )
+    return tuple(_address(part) for part in text.split(","))
+
+
+def _address(part: str) -> tuple[str, int]:
+    try:
+        return parse_address("registry", part)
+    except ConfigError:
+        shown = redact_url(part)
+        if shown == part:  # nothing in it can be a password: the detailed message may quote it
+            raise
+    raise ConfigError(f"registry: {quoted(shown)} is not host:port") from None
+
+
 def _parse_zk(url: str, rest: str) -> ZooKeeperURL:
-    location, _, query = rest.partition("?")
+    location, question, query = rest.partition("?")
     host_text, slash, chroot_tail = location.partition("/")
     if not host_text:
-        raise ConfigError(f"registry: {url!r} names no ZooKeeper host; form: {ZK_URL_FORM}")
-    hosts = tuple(parse_address("registry", part) for part in host_text.split(","))
+        raise ConfigError(f"registry: {_shown(url)} names no ZooKeeper host; form: {ZK_URL_FORM}")
+    hosts = _addresses(url, host_text)
     chroot = ""
     if slash and chroot_tail:
         chroot = "/" + chroot_tail.rstrip("/")
-        if "//" in chroot or any(not _NAME.match(seg) for seg in chroot.strip("/").split("/")):
-            raise ConfigError(f"registry: chroot {chroot!r} in {url!r} is not a valid path")
+        if "//" in chroot or any(not _NAME.fullmatch(seg) for seg in chroot[1:].split("/")):
+            raise ConfigError(f"registry: the chroot in {_shown(url)} is not a valid path")
+    fields = _query_fields(query) if question else {}
     session_timeout = DEFAULT_SESSION_TIMEOUT
-    digest: tuple[str, str] | None = None
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-        if key == "session_timeout":
-            try:
-                session_timeout = check_timeout("registry session_timeout", float(value))
-            except ValueError:
-                raise ConfigError(
-                    f"registry session_timeout: {value!r} is not a number of seconds"
-                ) from None
-        elif key == "digest":
-            user, colon, password = value.partition(":")
-            if not colon or not user or not password:
-                raise ConfigError("registry digest: expected user:password")
-            digest = (user, password)
-        else:
+    if "session_timeout" in fields:
+        session_timeout = _seconds(fields["session_timeout"])
+    return ZooKeeperURL(hosts, chroot, session_timeout, _digest(fields))
+
+
+def _query_fields(query: str) -> dict[str, str]:
+    """`key=value&...` into a dict, each value taken literally up to the next '&'."""
+    fields: dict[str, str] = {}
+    for number, text in enumerate(query.split("&"), 1):
+        key, equals, value = text.partition("=")
+        if not equals or not key:
             raise ConfigError(
-                f"registry: unknown parameter {key!r}; accepted: session_timeout, digest"
+                f"registry: query field {number} ({quoted(redact_query_field(text))}) is not "
+                "key=value"
             )
-    return ZooKeeperURL(hosts, chroot, session_timeout, digest)
+        if key not in ("session_timeout", "digest", "digest_file"):
+            raise ConfigError(
+                f"registry: unknown parameter {quoted(redact_query_field(key))}; accepted: "
+                "session_timeout, digest, digest_file"
+            )
+        if key in fields:
+            raise ConfigError(f"registry {key}: given twice")
+        fields[key] = value
+    return fields
+
+
+def _seconds(text: str) -> float:
+    if not _SECONDS.fullmatch(text):
+        raise ConfigError(
+            f"registry session_timeout: {quoted(redact_query_field(text))} is not a number "
+            "of seconds"
+        )
+    return check_session_timeout(float(text))
+
+
+def _digest(fields: Mapping[str, str]) -> tuple[str, str] | None:
+    if "digest" in fields and "digest_file" in fields:
+        raise ConfigError("registry: give digest= or digest_file=, not both")
+    if "digest" in fields:
+        return parse_digest("registry digest", fields["digest"])
+    if "digest_file" in fields:
+        return read_digest_file("registry digest_file", fields["digest_file"])
+    return digest_from_env()
 
 
 def check_tags(field_name: str, tags: object) -> Mapping[str, str]:

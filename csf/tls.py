@@ -18,8 +18,11 @@ from pathlib import Path
 import grpc
 
 from csf._exceptions import ConfigError
+from csf.config import check_host, quoted
 
 PathLike = str | os.PathLike[str]
+# A PEM bundle is kilobytes; reading stops here, so a wrong name (/dev/zero) cannot stall.
+MAX_PEM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class TLSConfig:
     _pem: tuple[bytes, bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.server_name is not None:
+            check_host("tls.server_name", self.server_name)
         pem = tuple(_read(name, getattr(self, name)) for name in ("ca", "cert", "key"))
         object.__setattr__(self, "_pem", pem)
 
@@ -57,10 +62,21 @@ class TLSConfig:
 
 
 def _read(name: str, path: PathLike) -> bytes:
+    """The file's bytes; ConfigError naming the field and the file for any name the system
+    cannot take (NUL, lone surrogate, not a path), any file it cannot read, or no PEM."""
     try:
-        data = Path(path).read_bytes()
+        shown = quoted(os.fspath(path))
+    except TypeError:
+        raise ConfigError(f"tls.{name}: expected a file name, got {quoted(path)}") from None
+    try:
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_PEM_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"tls.{name}: cannot read {os.fspath(path)!r}: {exc.strerror}") from None
+        raise ConfigError(f"tls.{name}: cannot read {shown}: {exc.strerror}") from None
+    except ValueError:  # a NUL in the name; UnicodeEncodeError, a lone surrogate
+        raise ConfigError(f"tls.{name}: cannot read {shown}: not a usable file name") from None
+    if len(data) > MAX_PEM_BYTES:
+        raise ConfigError(f"tls.{name}: {shown} is larger than {MAX_PEM_BYTES} bytes")
     if b"-----BEGIN" not in data:
-        raise ConfigError(f"tls.{name}: {os.fspath(path)!r} is not a PEM file")
+        raise ConfigError(f"tls.{name}: {shown} is not a PEM file")
     return data

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 import csf
@@ -124,6 +126,12 @@ def test_server_rejects_bad_settings(kwargs: dict[str, object], field: str) -> N
 def test_provider_decorator_validates_and_server_needs_it() -> None:
     with pytest.raises(csf.ConfigError, match="weight"):
         csf.provider(service="XIESR", weight=-1)
+    with pytest.raises(csf.ConfigError, match="weight: expected a whole number from 0 to 100,000"):
+        csf.provider(service="XIESR", weight=100_001)
+    with pytest.raises(csf.ConfigError, match="warmup: expected a number from 0 to 86,400"):
+        csf.provider(service="XIESR", warmup=math.inf)
+    with pytest.raises(csf.ConfigError, match="executes: expected a whole number from 1"):
+        csf.provider(service="XIESR", executes=0)
     with pytest.raises(csf.ConfigError, match="tags"):
         csf.provider(service="XIESR", tags={"zone": 1})  # type: ignore[dict-item]
     server = csf.Server(registry="static://127.0.0.1:1", tenant="T")
@@ -155,7 +163,37 @@ def test_a_good_zk_url_parses_into_its_parts(url: str, parsed: ZooKeeperURL) -> 
         ("zk://", "registry: 'zk://' names no ZooKeeper host; form: " + ZK_URL_FORM),
         ("zk://h1:0", "registry: port 0 is out of range in 'h1:0'"),
         ("zk://h1:65536", "registry: port 65536 is out of range in 'h1:65536'"),
-        ("zk://b@d:1", "registry: 'b@d:1' is not host:port"),
+        ("zk://b@d:1", "registry: 'zk://***@d:1' puts credentials before '@'; give them "
+                       "with digest=, digest_file= or CSF_ZK_DIGEST"),
+        ("zk://h:1,digest=u:pw", "registry: 'digest=***' is not host:port"),
+        ("zk://h:\u00b2", "registry: 'h:***' is not host:port"),
+        ("zk://h:" + "9" * 5_000, "registry: 'h:***' is not host:port"),
+        ("zk://h:1,alice:pw", "registry: 'alice:***' is not host:port"),
+        ("zk://h1:2181\n", "registry: 'h1:2181\\n' is not host:port"),
+        ("static://h1:1, h2:2", "registry: ' h2' is not a host name, an IPv4 address or a "
+                                "bracketed IPv6 address"),
+        ("zk://h_1:1", "registry: 'h_1' is not a host name, an IPv4 address or a bracketed "
+                       "IPv6 address"),
+        ("zk://h1:1/csf\n", "registry: the chroot in 'zk://h1:1/csf\\n' is not a valid path"),
+        ("zk://h1:1?session_timeout", "registry: query field 1 ('session_timeout') is not "
+                                      "key=value"),
+        ("zk://h1:1?digest=u:p&", "registry: query field 2 ('') is not key=value"),
+        ("zk://h1:1?digestu:pw", "registry: query field 1 ('digestu:***') is not key=value"),
+        ("zk://h1:1?colour=red", "registry: unknown parameter 'colour'; accepted: "
+                                 "session_timeout, digest, digest_file"),
+        ("zk://h1:1?digest=u:p&digest=u:q", "registry digest: given twice"),
+        ("zk://h1:1?digest=u:p&digest_file=/f", "registry: give digest= or digest_file=, "
+                                                "not both"),
+        ("zk://h1:1?session_timeout=0.5", "registry session_timeout: 0.5 is outside 1..600 "
+                                          "seconds"),
+        ("zk://h1:1?session_timeout=601", "registry session_timeout: 601.0 is outside 1..600 "
+                                          "seconds"),
+        ("zk://h1:1?session_timeout=1e306", "registry session_timeout: '1e306' is not a "
+                                            "number of seconds"),
+        ("zk://h1:1?session_timeout=nan", "registry session_timeout: 'nan' is not a number "
+                                          "of seconds"),
+        ("zk://h1:1?session_timeout=\u0661\u0660", "registry session_timeout: "
+                                                   "'\u0661\u0660' is not a number of seconds"),
         ("static://h1:65536", "registry: port 65536 is out of range in 'h1:65536'"),
         ("static://h:1?x", "registry: 'static://h:1?x' is not of the form " + STATIC_URL_FORM),
         ("zk://h1:1?session_timeout=", "registry session_timeout: '' is not a number of seconds"),
@@ -170,14 +208,22 @@ def test_bad_registry_urls_say_exactly_what_is_wrong(url: str, message: str) -> 
     assert str(caught.value) == message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug: a query field without '=' escapes as a plain ValueError from parse_qsl",
-)
 def test_a_malformed_query_is_a_config_error() -> None:
     with pytest.raises(csf.ConfigError, match="registry"):
         parse_registry_url("zk://h1:2181?session_timeout")
+
+
+def test_a_digest_is_taken_literally_up_to_the_next_ampersand() -> None:
+    url = parse_registry_url("zk://h1:1?digest=u:p+w%41=b&session_timeout=2")
+    assert url == ZooKeeperURL((("h1", 1),), "", 2.0, ("u", "p+w%41=b"))
+
+
+def test_a_session_timeout_outside_its_range_is_refused_however_the_url_is_built() -> None:
+    assert parse_registry_url("zk://h1:1?session_timeout=1") == ZooKeeperURL((("h1", 1),), "", 1.0)
+    assert parse_registry_url("zk://h1:1?session_timeout=600.0").session_timeout == 600.0  # type: ignore[union-attr]
+    for seconds in (0.999, 600.5, 1e306, float("inf"), float("nan"), 10**400):
+        with pytest.raises(csf.ConfigError, match="registry session_timeout"):
+            ZooKeeperURL((("h1", 1),), "", seconds)
 
 
 def test_a_method_config_takes_good_values() -> None:

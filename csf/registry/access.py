@@ -12,7 +12,7 @@ A tenant without credentials keeps ZooKeeper's open default.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -21,6 +21,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions, make_digest_acl
 
 from csf.config import ZooKeeperURL
+from csf.registry._kazoo_log import mask_kazoo_credentials
 from csf.registry.paths import ROOT, tenant_path
 
 SHARED_ACL = [ACL(Permissions.CREATE | Permissions.READ, ANYONE_ID_UNSAFE)]
@@ -36,6 +37,7 @@ def tenant_acl(url: ZooKeeperURL) -> list[ACL] | None:
 
 def kazoo_client(url: ZooKeeperURL, connection_retry: KazooRetry | None = None) -> KazooClient:
     """A client that authenticates as the tenant and creates nodes with the tenant's ACL."""
+    mask_kazoo_credentials()
     return KazooClient(
         hosts=url.connect_string,
         timeout=url.session_timeout,
@@ -65,13 +67,35 @@ async def ensure_shared_parents_async(call: Any, client: KazooClient) -> None:
             await call(client.create_async(path, b"", acl=SHARED_ACL))
 
 
-def world_readable(acls: list[ACL]) -> bool:
-    return any(acl.id == ANYONE_ID_UNSAFE and acl.perms & Permissions.READ for acl in acls)
+def is_own_acl(acls: Sequence[ACL], own: Sequence[ACL] | None) -> bool:
+    """Whether `acls` is exactly `own` (in any order); never for an open tenant (None),
+    which owns nothing: its nodes are open or someone else's."""
+    if not own:
+        return False
+    return _entries(acls) == _entries(own)
+
+
+def describe_acls(acls: Sequence[ACL]) -> list[str]:
+    """Each entry as `scheme:id:PERMS` (a digest id is a hash, never a password)."""
+    return [f"{acl.id.scheme}:{acl.id.id}:{','.join(acl.acl_list)}" for acl in acls]
+
+
+def tenant_ancestors(tenant: str, path: str) -> list[str]:
+    """The nodes from the tenant's own (included) down to `path`'s parent."""
+    root = tenant_path(tenant)
+    if not path.startswith(root + "/"):
+        raise ValueError(f"{path} is not under {root}")
+    parts = path[len(root) + 1 :].split("/")[:-1]
+    return [root] + [f"{root}/{'/'.join(parts[: i + 1])}" for i in range(len(parts))]
 
 
 def audit(client: KazooClient, tenant: str) -> Iterator[dict[str, Any]]:
-    """Every node under the tenant (itself included) that `world:anyone` may read, with
-    its ACL. Needs the tenant's credentials when its nodes are closed (else NoAuthError)."""
+    """Every node under the tenant (itself included) whose ACL is not exactly the tenant's
+    own, with its ACL: open to anyone in any way, `ip:` entries, other identities, missing
+    permissions. The tenant's own ACL is the one `client` creates nodes with
+    (`kazoo_client`); without credentials there is none and every node is listed. Needs
+    the tenant's credentials when its nodes are closed (else NoAuthError)."""
+    own = client.default_acl
     pending = [tenant_path(tenant)]
     while pending:
         path = pending.pop()
@@ -79,13 +103,13 @@ def audit(client: KazooClient, tenant: str) -> Iterator[dict[str, Any]]:
             acls, _ = client.get_acls(path)
         except NoNodeError:
             continue
-        if world_readable(acls):
-            yield {"path": path, "acl": [_describe(acl) for acl in acls]}
+        if not is_own_acl(acls, own):
+            yield {"path": path, "acl": describe_acls(acls)}
         try:
             pending += [f"{path}/{child}" for child in sorted(client.get_children(path))]
         except NoNodeError:
             continue
 
 
-def _describe(acl: ACL) -> str:
-    return f"{acl.id.scheme}:{acl.id.id}:{','.join(acl.acl_list)}"
+def _entries(acls: Sequence[ACL]) -> set[tuple[str, str, int]]:
+    return {(acl.id.scheme, acl.id.id, acl.perms) for acl in acls}

@@ -98,6 +98,30 @@ def test_unreadable_or_non_pem_files_are_named(tmp_path: Path) -> None:
         csf.TLSConfig(ca=issued.ca, cert=issued.cert, key=tmp_path / "junk")
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nul\x00.pem", r"^tls\.ca: cannot read 'nul\\x00\.pem': not a usable file name$"),
+        (".", r"^tls\.ca: cannot read '\.': Is a directory$"),
+        ("/dev/zero", r"^tls\.ca: '/dev/zero' is larger than 1048576 bytes$"),
+        (None, r"^tls\.ca: expected a file name, got None$"),
+    ],
+)
+def test_a_file_name_that_cannot_give_a_pem_is_named_with_its_field(
+    tmp_path: Path, name: object, message: str
+) -> None:
+    issued = Authority(tmp_path, "ca").issue("x", server=False)
+    with pytest.raises(csf.ConfigError, match=message):
+        csf.TLSConfig(ca=name, cert=issued.cert, key=issued.key)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("server_name", ["unix:/tmp/s", "ipv4:a:1,b", "", "h:1"])
+def test_a_server_name_that_is_not_a_host_is_refused(tmp_path: Path, server_name: str) -> None:
+    issued = Authority(tmp_path, "ca").issue("x", server=False)
+    with pytest.raises(csf.ConfigError, match=r"^tls\.server_name: "):
+        csf.TLSConfig(ca=issued.ca, cert=issued.cert, key=issued.key, server_name=server_name)
+
+
 async def test_a_provider_not_requiring_client_certificates_serves_tls_clients_without_one(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
 ) -> None:
