@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
+from csf import bounds
 from csf._exceptions import ConfigError
 from csf._handlers import Guard, guarded
 from csf.config import (
     DEFAULT_GROUP,
     DEFAULT_WARMUP,
     DEFAULT_WEIGHT,
-    check_count,
     check_name,
     check_tags,
-    check_timeout,
 )
 
 if TYPE_CHECKING:
@@ -64,18 +63,16 @@ def provider(
     """
     if not isinstance(version, str):
         raise ConfigError(f"version: expected a string, got {version!r}")
-    if warmup != 0:
-        check_timeout("warmup", warmup)
-    if executes is not None:
-        check_count("executes", executes, minimum=1)
     spec = ProviderSpec(
         service=check_name("service", service),
         version=version,
-        weight=check_count("weight", weight),
+        weight=bounds.WEIGHT.check_whole("weight", weight, ConfigError),
         group=check_name("group", group),
         tags=check_tags("tags", tags or {}),
-        warmup=float(warmup),
-        executes=executes,
+        warmup=bounds.WARMUP_S.check("warmup", warmup, ConfigError),
+        executes=None
+        if executes is None
+        else bounds.CALLS.check_whole("executes", executes, ConfigError),
     )
 
     def mark(cls: ServicerT) -> ServicerT:

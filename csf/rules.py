@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
 
+from csf import bounds
 from csf._exceptions import ConfigError
 from csf._json import load_json_object
+from csf.bounds import Bound
 from csf.config import check_name, parse_address
 
 RULE_SCHEMA = 1
@@ -28,9 +30,19 @@ def _document(kind: str, data: bytes) -> dict[str, Any]:
         document = load_json_object(data, MAX_RULE_BYTES)
     except ValueError as exc:
         raise RuleError(f"{kind}: {exc}") from None
-    if document.get("schema") != RULE_SCHEMA:
-        raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {document.get('schema')!r}")
+    schema = document.get("schema")
+    if type(schema) is not int or schema != RULE_SCHEMA:  # JSON true is not 1
+        raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {schema!r}")
     return document
+
+
+def _entries(where: str, value: object, what: str) -> dict[str, Any]:
+    """`value` as an object of at most bounds.MAX_ENTRIES entries."""
+    if not isinstance(value, dict):
+        raise RuleError(f"{where}: expected an object of {what}")
+    if len(value) > bounds.MAX_ENTRIES:
+        raise RuleError(f"{where}: {len(value)} entries, at most {bounds.MAX_ENTRIES}")
+    return value
 
 
 def _only(kind: str, document: Mapping[str, Any], allowed: set[str]) -> None:
@@ -42,16 +54,14 @@ def _only(kind: str, document: Mapping[str, Any], allowed: set[str]) -> None:
 
 
 def _weights(where: str, value: object, key_check: Callable[[str, str], object]) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise RuleError(f"{where}: expected an object of name to weight")
-    for key, weight in value.items():
+    weights = {}
+    for key, weight in _entries(where, value, "name to weight").items():
         try:
             key_check(where, key)
         except ConfigError as exc:
             raise RuleError(str(exc)) from None
-        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
-            raise RuleError(f"{where}[{key!r}]: weight must be a whole number >= 0, got {weight!r}")
-    return dict(value)
+        weights[key] = bounds.WEIGHT.check_whole(f"{where}[{key!r}]", weight, RuleError)
+    return weights
 
 
 @dataclass(frozen=True)
@@ -85,9 +95,7 @@ class RouteRule:
     def parse(cls, data: bytes) -> RouteRule:
         document = _document("route", data)
         _only("route", document, {"schema", "group_weights", "tags", "methods"})
-        methods = document.get("methods", {})
-        if not isinstance(methods, dict):
-            raise RuleError("route.methods: expected an object of method name to rule")
+        methods = _entries("route.methods", document.get("methods", {}), "method name to rule")
         return cls._parse_body("route", document, methods)
 
     @classmethod
@@ -99,10 +107,8 @@ class RouteRule:
         )
         if group_weights and not any(group_weights.values()):
             raise RuleError(f"{where}.group_weights: at least one weight must be above 0")
-        tags = body.get("tags", {})
-        if not isinstance(tags, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-        ):
+        tags = _entries(f"{where}.tags", body.get("tags", {}), "string to string")
+        if not all(isinstance(v, str) for v in tags.values()):
             raise RuleError(f"{where}.tags: expected an object of string to string")
         parsed_methods = {}
         for name, method_body in methods.items():
@@ -129,29 +135,16 @@ class RouteRule:
 Check = Callable[[str, Any], Any]
 
 
-def _ratio(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise RuleError(f"{where}: expected a number from 0 to 1, got {value!r}")
-    return float(value)
+def _number(bound: Bound) -> Check:
+    def check(where: str, value: Any) -> float:
+        return bound.check(where, value, RuleError)
+
+    return check
 
 
-def _positive(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise RuleError(f"{where}: expected a number above 0, got {value!r}")
-    return float(value)
-
-
-def _not_negative(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise RuleError(f"{where}: expected a number >= 0, got {value!r}")
-    return float(value)
-
-
-def _whole(minimum: int) -> Check:
+def _whole(bound: Bound) -> Check:
     def check(where: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise RuleError(f"{where}: expected a whole number >= {minimum}, got {value!r}")
-        return value
+        return bound.check_whole(where, value, RuleError)
 
     return check
 
@@ -185,9 +178,9 @@ class FlatRule:
     def parse(cls, data: bytes) -> Self:
         document = _document(cls.KIND, data)
         _only(cls.KIND, document, {"schema", "methods", *cls.CHECKS})
-        methods = document.get("methods", {})
-        if not isinstance(methods, dict):
-            raise RuleError(f"{cls.KIND}.methods: expected an object of method name to fields")
+        methods = _entries(
+            f"{cls.KIND}.methods", document.get("methods", {}), "method name to fields"
+        )
         parsed_methods = {}
         for name, body in methods.items():
             where = f"{cls.KIND}.methods[{name!r}]"
@@ -196,11 +189,7 @@ class FlatRule:
             _only(where, body, set(cls.CHECKS))
             parsed_methods[name] = cls._checked(where, body)
         service = cls._checked(cls.KIND, document)
-        rule = cls(methods=parsed_methods, **service)
-        for name in parsed_methods:
-            rule.for_method(name)._check_together()
-        rule._check_together()
-        return rule
+        return cls(methods=parsed_methods, **service)
 
     @classmethod
     def _checked(cls, where: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,9 +198,6 @@ class FlatRule:
             for key, value in body.items()
             if key in cls.CHECKS
         }
-
-    def _check_together(self) -> None:
-        """Checks across fields; none by default."""
 
     def for_method(self, name: str) -> Self:
         """The rule as it applies to method `name`."""
@@ -224,13 +210,13 @@ class BreakerRule(FlatRule):
     KIND = "breaker"
     CHECKS: ClassVar[Mapping[str, Check]] = {
         "force": _one_of(None, "open", "closed"),
-        "error_ratio": _ratio,
-        "slow_ratio": _ratio,
-        "slow_call_ms": _positive,
-        "min_calls": _whole(1),
-        "window_s": _positive,
-        "open_s": _positive,
-        "half_open_probes": _whole(1),
+        "error_ratio": _number(bounds.RATIO),
+        "slow_ratio": _number(bounds.RATIO),
+        "slow_call_ms": _number(bounds.SLOW_CALL_MS),
+        "min_calls": _whole(bounds.CALLS),
+        "window_s": _number(bounds.WINDOW_S),
+        "open_s": _number(bounds.WINDOW_S),
+        "half_open_probes": _whole(bounds.PROBES),
     }
     force: str | None = None
     error_ratio: float = 0.5
@@ -261,18 +247,14 @@ class RateLimitRule(FlatRule):
     KIND = "ratelimit"
     CHECKS: ClassVar[Mapping[str, Check]] = {
         "side": _one_of("consumer", "provider"),
-        "rate": _positive,
-        "burst": _positive,
-        "max_wait_ms": _not_negative,
+        "rate": _number(bounds.RATE),
+        "burst": _number(bounds.BURST),
+        "max_wait_ms": _number(bounds.MAX_WAIT_MS),
     }
     side: str = "consumer"
     rate: float | None = None
     burst: float | None = None
     max_wait_ms: float = 0.0
-
-    def _check_together(self) -> None:
-        if self.burst is not None and self.burst < 1:
-            raise RuleError(f"ratelimit.burst: expected at least 1, got {self.burst!r}")
 
 
 @dataclass(frozen=True)
@@ -284,9 +266,9 @@ class ConcurrencyRule(FlatRule):
 
     KIND = "concurrency"
     CHECKS: ClassVar[Mapping[str, Check]] = {
-        "consumer": _whole(1),
-        "provider": _whole(1),
-        "max_wait_ms": _not_negative,
+        "consumer": _whole(bounds.CALLS),
+        "provider": _whole(bounds.CALLS),
+        "max_wait_ms": _number(bounds.MAX_WAIT_MS),
     }
     consumer: int | None = None
     provider: int | None = None
@@ -298,9 +280,9 @@ class RetryRule(FlatRule):
     KIND = "retry"
     CHECKS: ClassVar[Mapping[str, Check]] = {
         "cluster": _one_of("failover", "failfast", "failsafe", "forking"),
-        "retries": _whole(0),
-        "budget_ratio": _ratio,
-        "budget_min_per_s": _whole(0),
+        "retries": _whole(bounds.RETRIES),
+        "budget_ratio": _number(bounds.RATIO),
+        "budget_min_per_s": _whole(bounds.PER_SECOND),
     }
     cluster: str = "failover"
     retries: int | None = None
@@ -311,7 +293,7 @@ class RetryRule(FlatRule):
 @dataclass(frozen=True)
 class TimeoutRule(FlatRule):
     KIND = "timeout"
-    CHECKS: ClassVar[Mapping[str, Check]] = {"timeout_ms": _positive}
+    CHECKS: ClassVar[Mapping[str, Check]] = {"timeout_ms": _number(bounds.TIMEOUT_MS)}
     timeout_ms: float | None = None
 
 

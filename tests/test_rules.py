@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from csf import rules
+from csf import bounds, rules
 from csf.rules import (
     BreakerRule,
     RateLimitRule,
@@ -42,8 +42,16 @@ def test_route_rule_with_a_method_override() -> None:
     [
         ("weight", b"{not json", "weight: not JSON"),
         ("weight", b"[1]", "expected a JSON object"),
-        ("weight", _doc(instances={"127.0.0.1:1": -5}), "weight must be a whole number >= 0"),
-        ("weight", _doc(instances={"127.0.0.1:1": 1.5}), "weight must be a whole number >= 0"),
+        (
+            "weight",
+            _doc(instances={"127.0.0.1:1": -5}),
+            "expected a whole number from 0 to 100,000",
+        ),
+        (
+            "weight",
+            _doc(instances={"127.0.0.1:1": 1.5}),
+            "expected a whole number from 0 to 100,000",
+        ),
         ("weight", _doc(instances={"no-port": 1}), "is not host:port"),
         ("weight", _doc(instances=[1]), "expected an object"),
         ("weight", _doc(colour="red"), "unknown field 'colour'"),
@@ -70,11 +78,19 @@ def test_invalid_rules_are_refused_with_the_field_named(
     [
         ("breaker", {"error_ratio": 1.5}, "breaker.error_ratio: expected a number from 0 to 1"),
         ("breaker", {"force": "ajar"}, "breaker.force: expected one of"),
-        ("breaker", {"min_calls": 0}, "breaker.min_calls: expected a whole number >= 1"),
+        (
+            "breaker",
+            {"min_calls": 0},
+            "breaker.min_calls: expected a whole number from 1 to 1,000,000",
+        ),
         ("breaker", {"methods": {"M": {"open_s": -1}}}, "breaker.methods['M'].open_s"),
-        ("ratelimit", {"rate": -5}, "ratelimit.rate: expected a number above 0"),
+        ("ratelimit", {"rate": -5}, "ratelimit.rate: expected a number from 0.001 to 1,000,000"),
         ("ratelimit", {"rate": 10, "side": "both"}, "ratelimit.side"),
-        ("ratelimit", {"rate": 10, "burst": 0.5}, "ratelimit.burst: expected at least 1"),
+        (
+            "ratelimit",
+            {"rate": 10, "burst": 0.5},
+            "ratelimit.burst: expected a number from 1 to 1,000,000",
+        ),
         ("concurrency", {"consumer": 0}, "concurrency.consumer"),
         ("retry", {"cluster": "broadcast"}, "retry.cluster"),
         ("retry", {"budget_ratio": 2}, "retry.budget_ratio"),
@@ -115,7 +131,7 @@ BREAKER_FIELDS = (
         (
             "weight",
             _doc(instances={"h:1": -5}),
-            "weight.instances['h:1']: weight must be a whole number >= 0, got -5",
+            "weight.instances['h:1']: expected a whole number from 0 to 100,000, got -5",
         ),
         ("weight", _doc(instances={"h": 1}), "weight.instances: 'h' is not host:port"),
         ("route", b"[1]", "route: expected a JSON object"),
@@ -154,7 +170,11 @@ BREAKER_FIELDS = (
             _doc(methods={"M": {"rate": 1}}),
             "degrade.methods['M']: unknown field 'rate'; allowed: all",
         ),
-        ("breaker", _doc(min_calls=0), "breaker.min_calls: expected a whole number >= 1, got 0"),
+        (
+            "breaker",
+            _doc(min_calls=0),
+            "breaker.min_calls: expected a whole number from 1 to 1,000,000, got 0",
+        ),
         (
             "breaker",
             _doc(force="ajar"),
@@ -163,7 +183,7 @@ BREAKER_FIELDS = (
         (
             "ratelimit",
             _doc(rate=1, methods={"M": {"burst": 0.5}}),
-            "ratelimit.burst: expected at least 1, got 0.5",
+            "ratelimit.methods['M'].burst: expected a number from 1 to 1,000,000, got 0.5",
         ),
         ("colour", _doc(), f"rule kind 'colour' is not known; known: {KINDS}"),
     ],
@@ -227,14 +247,31 @@ def test_route_methods_may_require_tags() -> None:
 def test_the_field_checks_that_build_the_rule_kinds_refuse_bad_values() -> None:
     # The kinds build their checks when csf.rules is imported; these are the same checks,
     # built here.
-    whole = rules._whole(1)
+    whole = rules._whole(bounds.CALLS)
     assert whole("k.f", 1) == 1
-    for bad in (0, 1.5, True, "2"):
+    for bad in (0, 1.5, True, "2", 1_000_001):
         with pytest.raises(RuleError) as caught:
             whole("k.f", bad)
-        assert str(caught.value) == f"k.f: expected a whole number >= 1, got {bad!r}"
+        assert str(caught.value) == f"k.f: expected a whole number from 1 to 1,000,000, got {bad!r}"
     one_of = rules._one_of(None, "a")
     assert one_of("k.f", "a") == "a" and one_of("k.f", None) is None
     with pytest.raises(RuleError) as caught:
         one_of("k.f", "b")
     assert str(caught.value) == "k.f: expected one of None, 'a', got 'b'"
+
+
+@pytest.mark.parametrize(
+    ("kind", "document", "where"),
+    [
+        ("route", _doc(group_weights={f"g{i}": 1 for i in range(1_001)}), "route.group_weights"),
+        ("route", _doc(tags={f"t{i}": "v" for i in range(1_001)}), "route.tags"),
+        ("weight", _doc(instances={f"h:{i + 1}": 1 for i in range(1_001)}), "weight.instances"),
+        ("timeout", _doc(methods={f"M{i}": {} for i in range(1_001)}), "timeout.methods"),
+    ],
+)
+def test_a_rule_map_of_more_than_a_thousand_entries_is_refused(
+    kind: str, document: bytes, where: str
+) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule(kind, document)
+    assert str(caught.value) == f"{where}: 1001 entries, at most 1000"

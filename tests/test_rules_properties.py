@@ -160,7 +160,7 @@ def assert_rule_or_rule_error(kind: str, data: bytes) -> Rule | None:
 
 
 @given(kind=st.sampled_from(KINDS), data=st.binary(max_size=300))
-@examples(150)
+@examples(3000)
 @example(kind="breaker", data=b"")
 @example(kind="retry", data=b"\xff\xfe{}")
 @example(kind="timeout", data=b'{"schema": 1, "timeout_ms": 5')
@@ -177,7 +177,12 @@ def test_an_unknown_kind_is_a_rule_error(kind: str, data: bytes) -> None:
 
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True)
 methods = st.from_regex(r"[A-Z][A-Za-z0-9]{0,15}", fullmatch=True)
-addresses = st.builds("{}:{}".format, st.ip_addresses(v=4).map(str) | names, st.integers(1, 65535))
+host_names = st.from_regex(
+    r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){0,2}", fullmatch=True
+)
+addresses = st.builds(
+    "{}:{}".format, st.ip_addresses(v=4).map(str) | host_names, st.integers(1, 65535)
+)
 # Values some field of some kind accepts, so that many documents get through.
 plausible = st.one_of(
     st.none(),
@@ -366,18 +371,11 @@ def test_a_weight_rule_with_any_ascii_address_is_a_rule_or_a_rule_error(
     assert_rule_or_rule_error("weight", encoded({"schema": 1, "instances": {address: weight}}))
 
 
-# -- known failures: each class pinned by its own strict xfail -------------------
+# -- hostile numbers, nesting and schemas ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ExceptionGroup,
-    reason="known bugs: with NaN, Infinity, integers of hundreds of "
-    'digits or 5e-324 anywhere, {"rate": Infinity} is accepted and {"timeout_ms": 10**400} '
-    "raises OverflowError",
-)
 @given(kinds_and_documents(hostile_numbers))
-@examples(100)
+@examples(1000)
 @example(("ratelimit", {"schema": 1, "rate": math.inf}))
 @example(("timeout", {"schema": 1, "timeout_ms": HUGE}))
 def test_any_rule_shaped_document_even_with_hostile_numbers_is_bounded_or_a_rule_error(
@@ -403,12 +401,6 @@ def _one_field(kind: str, field: str, value: Any) -> dict[str, Any]:
     return {"schema": 1, field: value}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='known bug: {"schema": 1, "rate": Infinity} is accepted as a rate of inf '
-    "(likewise timeout_ms, window_s, open_s, slow_call_ms, burst, max_wait_ms: Infinity)",
-)
 @given(
     kind_and_field=st.sampled_from(numeric_fields),
     value=st.sampled_from([math.inf, -math.inf, math.nan]),
@@ -422,12 +414,6 @@ def test_infinity_and_nan_in_a_rule_are_refused(
     assert_rule_or_rule_error(kind, encoded(_one_field(kind, field, value)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BaseExceptionGroup,
-    reason='known bug: {"schema": 1, "timeout_ms": 10**400} raises OverflowError; '
-    '{"schema": 1, "group_weights": {"gray": 10**400}} and min_calls 10**400 are accepted',
-)
 @given(
     kind_and_field=st.sampled_from([*numeric_fields, ("route", "group_weights")]),
     value=st.integers(10**300, 10**500),
@@ -452,12 +438,6 @@ time_fields = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason='known bug: {"schema": 1, "timeout_ms": 1e13} (317 years) and '
-    '{"schema": 1, "window_s": 5e-324} are accepted',
-)
 @given(
     kind_and_field=st.sampled_from(time_fields),
     value=st.floats(min_value=1e13, allow_infinity=False),
@@ -471,11 +451,6 @@ def test_durations_beyond_reason_are_refused(kind_and_field: tuple[str, str], va
         parse_rule(kind, encoded(_one_field(kind, field, value)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="known bug: a rule nested 30,000 arrays deep raises RecursionError from json.loads",
-)
 @given(kind=st.sampled_from(KINDS), depth=st.integers(1, 100_000))
 @examples(20)
 @example(kind="breaker", depth=DEEP)
@@ -484,12 +459,6 @@ def test_a_deeply_nested_rule_is_a_rule_error(kind: str, depth: int) -> None:
         parse_rule(kind, nested(depth, b'{"schema": 1, "methods": ', b"}"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason='known bug: the weight rule {"schema": 1, "instances": {"h:\\u00b2": 1}} '
-    "raises ValueError from int() (str.isdigit accepts '\\u00b2'), and a port of 5,000 digits too",
-)
 @given(
     host=st.sampled_from(["h", "127.0.0.1"]),
     port=st.text(st.characters(whitelist_categories=["Nd", "No"]), min_size=1, max_size=8),
@@ -504,11 +473,6 @@ def test_a_weight_rule_whose_port_is_not_ascii_digits_is_a_rule_or_a_rule_error(
     assert_rule_or_rule_error("weight", encoded({"schema": 1, "instances": {address: 1}}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason='known bug: {"schema": true} is taken for schema 1 (true == 1)',
-)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_schema_of_true_is_refused(kind: str) -> None:
     with pytest.raises(RuleError, match="schema"):

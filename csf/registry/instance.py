@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from csf import bounds
+from csf._exceptions import ConfigError
 from csf._json import load_json_object
-from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT
+from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT, check_host
 
 INSTANCE_SCHEMA = 1
 MAX_INSTANCE_BYTES = 64 * 1024
@@ -72,8 +74,9 @@ class Instance:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Instance:
         """An instance from its parsed JSON object; InstanceFormatError if it is wrong."""
-        if doc.get("schema") != INSTANCE_SCHEMA:
-            raise InstanceFormatError(f"schema {doc.get('schema')!r}, expected {INSTANCE_SCHEMA}")
+        schema = doc.get("schema")
+        if type(schema) is not int or schema != INSTANCE_SCHEMA:  # JSON true is not 1
+            raise InstanceFormatError(f"schema {schema!r}, expected {INSTANCE_SCHEMA}")
         services = _typed(doc, "services", dict, {})
         if not all(
             isinstance(methods, list) and all(isinstance(m, str) for m in methods)
@@ -83,24 +86,21 @@ class Instance:
         tags = _typed(doc, "tags", dict, {})
         if not all(isinstance(v, str) for v in tags.values()):
             raise InstanceFormatError("tags: expected string values")
-        port = _typed(doc, "port", int)
-        weight = _typed(doc, "weight", int, DEFAULT_WEIGHT)
-        warmup = float(_typed(doc, "warmup", (int, float), DEFAULT_WARMUP))
-        if not 0 < port < 65536 or weight < 0 or warmup < 0:
-            raise InstanceFormatError(
-                f"port {port}, weight {weight} or warmup {warmup} out of range"
-            )
+        try:
+            host = check_host("host", _typed(doc, "host", str))
+        except ConfigError as exc:
+            raise InstanceFormatError(str(exc)) from None
         return cls(
-            host=_typed(doc, "host", str),
-            port=port,
-            weight=weight,
+            host=host,
+            port=_whole(doc, "port", bounds.PORT),
+            weight=_whole(doc, "weight", bounds.WEIGHT, DEFAULT_WEIGHT),
             version=_typed(doc, "version", str, ""),
             group=_typed(doc, "group", str, DEFAULT_GROUP),
             tags=tags,
             services={name: tuple(methods) for name, methods in services.items()},
-            pid=_typed(doc, "pid", int, 0),
-            start_time=float(_typed(doc, "start_time", (int, float), 0.0)),
-            warmup=warmup,
+            pid=_whole(doc, "pid", bounds.PID, 0),
+            start_time=_number(doc, "start_time", bounds.START_TIME, 0.0),
+            warmup=_number(doc, "warmup", bounds.WARMUP_S, DEFAULT_WARMUP),
             tls=_typed(doc, "tls", bool, False),
         )
 
@@ -120,3 +120,11 @@ def _typed(
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise InstanceFormatError(f"{key}: {value!r} has the wrong type")
     return value
+
+
+def _whole(doc: dict[str, Any], key: str, bound: bounds.Bound, default: Any = _REQUIRED) -> int:
+    return bound.check_whole(key, _typed(doc, key, int, default), InstanceFormatError)
+
+
+def _number(doc: dict[str, Any], key: str, bound: bounds.Bound, default: Any = _REQUIRED) -> float:
+    return bound.check(key, _typed(doc, key, (int, float), default), InstanceFormatError)
