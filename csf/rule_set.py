@@ -1,8 +1,9 @@
 """The live governance rules of one service, as a consumer holds them.
 
 Each kind is watched under `configs/<kind>`; a valid document replaces the current rule
-whole and tells the listeners, an invalid one is logged and refused (the last good rule
-stays), and a deleted (or empty) one restores the defaults (None).
+whole and tells the listeners, an invalid one is refused (the last good rule stays) and
+told once (logged and counted through `Rejections`, however often it is read again), and
+a deleted (or empty) one restores the defaults (None).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 
 from csf.config import DEFAULT_STARTUP_WAIT
 from csf.registry import Registry, Subscription
+from csf.registry.paths import rule_path
+from csf.registry.rejections import Rejections
 from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
 
 logger = logging.getLogger("csf.rules")
@@ -33,10 +36,13 @@ class ServiceRules:
         kinds: Iterable[str] = PARSERS,
         *,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
+        rejections: Rejections | None = None,
     ) -> None:
         self.where = f"{tenant}/{service}"
         self.rejected = 0
-        self.current: dict[str, Rule | None] = dict.fromkeys(kinds)
+        self._rejections = rejections if rejections is not None else Rejections()
+        self._paths = {kind: rule_path(tenant, service, kind) for kind in kinds}
+        self.current: dict[str, Rule | None] = dict.fromkeys(self._paths)
         self._versions: dict[str, int] = dict.fromkeys(self.current, 0)
         self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         self._unread = set(self.current)
@@ -102,12 +108,10 @@ class ServiceRules:
         try:
             # An empty node is a rule being written (created, then set): no rule yet.
             rule = parse_rule(kind, data) if data else None
-        except RuleError as exc:
-            self.rejected += 1
-            logger.warning(
-                "%s: rejected %s rule: %s; keeping the last good one", self.where, kind, exc
-            )
+        except Exception as exc:  # whatever the document holds, the last good rule stays
+            self._refuse(kind, data, exc)
             return
+        self._rejections.forget(self._paths[kind])
         if rule == self.current.get(kind):
             return
         self.current[kind] = rule
@@ -118,6 +122,14 @@ class ServiceRules:
                 listener()
             except Exception:  # one listener's bug must not keep the rule from the others
                 logger.exception("%s: a listener of the %s rule failed", self.where, kind)
+
+    def _refuse(self, kind: str, data: bytes | None, exc: Exception) -> None:
+        expected = isinstance(exc, RuleError)
+        why = exc if expected else repr(exc)
+        message = f"{self.where}: rejected {kind} rule: {why}; keeping the last good one"
+        reason = "format" if expected else "unexpected"
+        if self._rejections.refuse("rule", reason, self._paths[kind], data, message):
+            self.rejected += 1
 
     async def close(self) -> None:
         for subscription in self._subscriptions:

@@ -319,8 +319,8 @@ class Server:
     async def _register_all(self) -> None:
         try:
             async with asyncio.timeout(REGISTER_WAIT):
-                for registration in self._registrations:
-                    await self._registry.register(registration)
+                # All at once: each is kept as wanted state even if the wait runs out.
+                await asyncio.gather(*map(self._registry.register, self._registrations))
         except TimeoutError:
             logger.warning(
                 "registry unreachable: serving on %s unregistered; will register on reconnect",

@@ -63,6 +63,11 @@ class Instruments:
         self.server_active = meter.create_up_down_counter(
             "csf.server.active_calls", "{call}", "Handlers running"
         )
+        self.registry_rejected = meter.create_counter(
+            "csf.registry.rejected",
+            "{item}",
+            "Registry items refused (bad data, unreadable, foreign ACL), once per version",
+        )
         self._gauges: dict[str, list[Gauge]] = {"breaker": [], "providers": []}
         meter.create_observable_gauge(
             "csf.client.breaker.state",

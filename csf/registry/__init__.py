@@ -14,6 +14,7 @@ from csf.registry._base import (
     Subscription,
 )
 from csf.registry.instance import Instance, InstanceFormatError
+from csf.registry.rejections import Rejections
 from csf.registry.static import StaticRegistry
 from csf.registry.zookeeper import ZooKeeperRegistry
 
@@ -34,9 +35,12 @@ __all__ = [
 ]
 
 
-def open_registry(url: str, *, startup_wait: float) -> Registry:
-    """The registry a `registry=` URL names; raises ConfigError for a bad URL."""
+def open_registry(
+    url: str, *, startup_wait: float, rejections: Rejections | None = None
+) -> Registry:
+    """The registry a `registry=` URL names; raises ConfigError for a bad URL. Items it
+    refuses are told through `rejections`."""
     parsed = parse_registry_url(url)
     if isinstance(parsed, StaticURL):
         return StaticRegistry(parsed)
-    return ZooKeeperRegistry(parsed, startup_wait=startup_wait)
+    return ZooKeeperRegistry(parsed, startup_wait=startup_wait, rejections=rejections)

@@ -5,10 +5,15 @@ kazoo's `*_async` form turned into an asyncio future, and every kazoo callback
 (watches, session state) hops to the loop with `call_soon_threadsafe`.
 
 - Registrations are kept as wanted state: after every (re)connection each one is
-  checked and written again when missing or owned by an older session.
+  checked and written again when missing or owned by an older session. A deregistered
+  one is never written again, not even by an attempt already in flight.
+- A tenant with credentials registers only under nodes that carry its own ACL.
 - A subscription re-lists its service after any watch event, and in full after every
   reconnection: kazoo drops its watches on a disconnect, and replayed watches are not
   trusted. While ZooKeeper is away the listener simply hears nothing and keeps its view.
+- Nothing one node holds can stop a watch: a node that is unreadable, malformed or (for
+  a tenant with credentials) not the tenant's own is skipped, and told once per version
+  through `Rejections`; the rest of the list is delivered.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import asyncio
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from kazoo.client import KazooState
 from kazoo.exceptions import (
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     OperationTimeoutError,
@@ -31,6 +37,7 @@ from kazoo.exceptions import (
 )
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL
 
 from csf._exceptions import RegistryError
 from csf.config import ZooKeeperURL
@@ -43,36 +50,62 @@ from csf.registry._base import (
     SubscribersListener,
     Subscription,
 )
-from csf.registry.access import ensure_shared_parents_async, kazoo_client, tenant_acl
+from csf.registry.access import (
+    describe_acls,
+    ensure_shared_parents_async,
+    is_own_acl,
+    kazoo_client,
+    tenant_acl,
+    tenant_ancestors,
+)
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import LifecycleFormatError, descriptor_path, parse_status
 from csf.registry.paths import cluster_path, rule_path, subscriptions_path
+from csf.registry.rejections import Rejections
 
 logger = logging.getLogger("csf.registry")
 
 # Reconnection: exponential from 0.1 s up to 2 s, each delay jittered by up to 50%.
 _CONNECTION_RETRY = dict(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, max_jitter=0.5)
 _RELIST_BACKOFF = (0.05, 1.0)
+# A read ZooKeeper refuses (NoAuth, say) is tried again slowly: an ACL change fires no watch.
+_REFUSED_BACKOFF = (1.0, 30.0)
 # Errors that end when the connection is back; anything else ZooKeeper says is a refusal.
 _TRANSIENT = (ConnectionLoss, SessionExpiredError, OperationTimeoutError)
 
 
-def _backoff(failures: int) -> float:
-    low, high = _RELIST_BACKOFF
-    return random.uniform(0, min(high, low * 2**failures))
+def _backoff(failures: int, bounds: tuple[float, float] = _RELIST_BACKOFF) -> float:
+    low, high = bounds
+    return random.uniform(0, min(high, low * 2 ** min(failures, 32)))
+
+
+def _reason(exc: BaseException) -> str:
+    """The `reason` a refused read is counted under."""
+    if isinstance(exc, NoAuthError):
+        return "unreadable"
+    if isinstance(exc, KazooException):
+        return "refused"
+    return "unexpected"
 
 
 class ZooKeeperRegistry:
     holds_subscriptions = True
 
-    def __init__(self, url: ZooKeeperURL, *, startup_wait: float = 0.5) -> None:
+    def __init__(
+        self, url: ZooKeeperURL, *, startup_wait: float = 0.5, rejections: Rejections | None = None
+    ) -> None:
         self.url = url
         self._startup_wait = startup_wait
         self.client = kazoo_client(url, KazooRetry(**_CONNECTION_RETRY))
-        self._closed_tenant = tenant_acl(url) is not None
+        self.own_acl = tenant_acl(url)
+        self._closed_tenant = self.own_acl is not None
+        self.rejections = rejections if rejections is not None else Rejections()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._registrations: dict[str, Registration] = {}
+        # path -> held while one attempt to write its node runs (deregister waits for it).
+        self._attempts: dict[str, asyncio.Lock] = {}
+        self._unplaceable: set[str] = set()
         self._watches: set[_Watch] = set()
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -159,63 +192,117 @@ class ZooKeeperRegistry:
         await self._ensure(registration)
 
     async def deregister(self, registration: Registration) -> None:
-        self._registrations.pop(registration.path, None)
-        if not self._connected.is_set():
-            return  # the session's end removes the ephemeral node
-        try:
-            _, stat = await self.call(self.client.get_async(registration.path))
-            if stat.ephemeralOwner == self.session_id:
-                await self.call(self.client.delete_async(registration.path, stat.version))
-        except NoNodeError:
-            pass
+        path = registration.path
+        self._registrations.pop(path, None)
+        self._unplaceable.discard(path)
+        # An attempt in flight may be creating the node right now: let it end first.
+        async with self._attempt_lock(path):
+            self._attempts.pop(path, None)
+            if not self._connected.is_set():
+                return  # the session's end removes the ephemeral node
+            try:
+                _, stat = await self.call(self.client.get_async(path))
+                if stat.ephemeralOwner == self.session_id:
+                    await self.call(self.client.delete_async(path, stat.version))
+            except NoNodeError:
+                pass
+
+    def _attempt_lock(self, path: str) -> asyncio.Lock:
+        return self._attempts.setdefault(path, asyncio.Lock())
+
+    def _wanted(self, registration: Registration) -> bool:
+        return self._registrations.get(registration.path) is registration
 
     async def _ensure(self, registration: Registration) -> None:
-        """Make the znode exist, hold our data, and belong to our current session.
+        """Make the znode exist, hold our data, and belong to our current session, for
+        as long as the registration is wanted.
 
-        Waits through connection losses; raises RegistryError when ZooKeeper refuses.
+        Waits through connection losses, and backs off while the node cannot be placed
+        (another session keeps re-creating it, say); raises RegistryError when ZooKeeper
+        refuses, or when a node above it belongs to another identity.
         """
+        path = registration.path
         failures = 0
         while True:
             await self._connected.wait()
             try:
-                if self._closed_tenant:
-                    # makepath would give them the tenant's ACL and lock other tenants out.
-                    await ensure_shared_parents_async(self.call, self.client)
-                if await self._ensure_once(registration.path, registration.instance.to_json()):
-                    return
+                async with self._attempt_lock(path):
+                    if not self._wanted(registration):
+                        return
+                    blocked = await self._attempt(registration)
             except _TRANSIENT as exc:
                 failures += 1
-                logger.info("registering %s interrupted (%r); will retry", registration.path, exc)
+                logger.info("registering %s interrupted (%r); will retry", path, exc)
                 await asyncio.sleep(_backoff(failures))
+                continue
             except KazooException as exc:
-                message = f"ZooKeeper refused to register {registration.path}: {exc!r}"
+                message = f"ZooKeeper refused to register {path}: {exc!r}"
                 raise RegistryError(message) from exc
+            if blocked is None:
+                self._unplaceable.discard(path)
+                return
+            failures += 1
+            if path not in self._unplaceable:  # told once, however many attempts wait on it
+                self._unplaceable.add(path)
+                logger.warning("cannot place %s yet (%s); retrying with back-off", path, blocked)
+            await asyncio.sleep(_backoff(failures))
 
-    async def _ensure_once(self, path: str, data: bytes) -> bool:
-        """One attempt; False when the node changed under us and it must be tried again."""
+    async def _attempt(self, registration: Registration) -> str | None:
+        """One try at placing the node; None when done, else why it could not be."""
+        if self._closed_tenant:
+            # makepath would give them the tenant's ACL and lock other tenants out.
+            await ensure_shared_parents_async(self.call, self.client)
+            await self._check_ancestors_owned(registration)
+        return await self._ensure_once(registration.path, registration.instance.to_json())
+
+    async def _check_ancestors_owned(self, registration: Registration) -> None:
+        """RegistryError when a node between the tenant's and the instance's exists with
+        an ACL that is not exactly the tenant's: another identity made it first."""
+        ancestors = tenant_ancestors(registration.key.tenant, registration.path)
+        found = await asyncio.gather(
+            *(self.call(self.client.get_acls_async(path)) for path in ancestors),
+            return_exceptions=True,
+        )
+        for path, result in zip(ancestors, found, strict=True):
+            if isinstance(result, NoNodeError):
+                return  # it and the rest will be made with the tenant's ACL
+            if isinstance(result, NoAuthError):
+                raise RegistryError(f"refusing to register under {path}: another identity owns it")
+            if isinstance(result, BaseException):
+                raise result
+            acls: list[ACL] = result[0]
+            if not is_own_acl(acls, self.own_acl):
+                raise RegistryError(
+                    f"refusing to register under {path}: its ACL {describe_acls(acls)} "
+                    "is not the tenant's own"
+                )
+
+    async def _ensure_once(self, path: str, data: bytes) -> str | None:
+        """One attempt; None when placed, else why the node must be tried again."""
         try:
             await self.call(self.client.create_async(path, data, ephemeral=True, makepath=True))
             logger.info("registered %s", path)
-            return True
+            return None
         except NodeExistsError:
             pass
         try:
             current, stat = await self.call(self.client.get_async(path))
         except NoNodeError:
-            return False  # vanished between the two calls
+            return "it vanished while being read"
         if stat.ephemeralOwner == self.session_id:
             if current != data:
                 await self.call(self.client.set_async(path, data, stat.version))
-            return True
+            return None
         # A node left by an older session: replace it atomically.
         transaction = self.client.transaction()
         transaction.delete(path, stat.version)
         transaction.create(path, data, ephemeral=True)
         results = await self.call(transaction.commit_async())
-        if any(isinstance(result, Exception) for result in results):
-            return False
+        errors = [result for result in results if isinstance(result, Exception)]
+        if errors:
+            return f"replacing the node of session 0x{stat.ephemeralOwner:x} failed: {errors!r}"
         logger.info("replaced stale node of session 0x%x at %s", stat.ephemeralOwner, path)
-        return True
+        return None
 
     # -- subscription -------------------------------------------------------------
 
@@ -257,8 +344,11 @@ class _Watch(ABC):
     """A task that re-reads one part of ZooKeeper after each watch event or reconnection.
 
     While the read fails (ZooKeeper away), it retries with jittered back-off and
-    delivers nothing, so its listener keeps the last good view.
+    delivers nothing, so its listener keeps the last good view. A read ZooKeeper refuses
+    (NoAuth, say) is told once and tried again slowly.
     """
+
+    KIND: str  # what it reads, as `csf.registry.rejected` counts it
 
     def __init__(self, registry: ZooKeeperRegistry, what: str) -> None:
         self._registry = registry
@@ -291,15 +381,27 @@ class _Watch(ABC):
             self._dirty.clear()
             try:
                 await self._read_and_deliver()
-            except Exception as exc:
-                # Keep the last view and the watch alive, whatever went wrong.
+            except _TRANSIENT as exc:
                 failures += 1
-                level = logging.INFO if isinstance(exc, _TRANSIENT) else logging.ERROR
-                logger.log(level, "reading %s failed (%r); will retry", self._what, exc)
+                logger.info("reading %s interrupted (%r); will retry", self._what, exc)
                 await asyncio.sleep(_backoff(failures))
                 self._dirty.set()
                 continue
+            except Exception as exc:
+                # Keep the last view and the watch alive, whatever went wrong.
+                failures += 1
+                self._tell_refused_read(exc)
+                await asyncio.sleep(_backoff(failures, _REFUSED_BACKOFF))
+                self._dirty.set()
+                continue
+            if failures:
+                self._registry.rejections.forget(("read", self._what))
             failures = 0
+
+    def _tell_refused_read(self, exc: Exception) -> None:
+        message = f"reading {self._what} failed ({exc!r}); keeping the last view, will retry"
+        item = ("read", self._what)
+        self._registry.rejections.refuse(self.KIND, _reason(exc), item, repr(exc), message)
 
     @abstractmethod
     async def _read_and_deliver(self) -> None: ...
@@ -320,6 +422,8 @@ class _Watch(ABC):
 class _RuleWatch(_Watch):
     """Delivers the bytes of one rule node, or None while it does not exist."""
 
+    KIND = "rule"
+
     def __init__(self, registry: ZooKeeperRegistry, path: str, listener: RuleListener) -> None:
         self._path = path
         self._listener = listener
@@ -333,6 +437,8 @@ class _RuleWatch(_Watch):
 class _LifecycleWatch(_RuleWatch):
     """Delivers the status in one descriptor node, or None while it does not exist."""
 
+    KIND = "lifecycle"
+
     def __init__(self, registry: ZooKeeperRegistry, path: str, listener: LifecycleListener):
         self._deliver_status = listener
         super().__init__(registry, path, self._on_data)
@@ -343,14 +449,19 @@ class _LifecycleWatch(_RuleWatch):
             return
         try:
             status = parse_status(data)
-        except LifecycleFormatError as exc:
-            logger.warning("descriptor at %s ignored (%s); last good status kept", self._path, exc)
+        except Exception as exc:
+            reason = "format" if isinstance(exc, LifecycleFormatError) else "unexpected"
+            message = f"descriptor at {self._path} ignored ({exc}); last good status kept"
+            self._registry.rejections.refuse(self.KIND, reason, self._path, data, message)
             return
+        self._registry.rejections.forget(self._path)
         self._deliver_status(status)
 
 
 class _ChildrenWatch(_Watch):
     """Delivers the child names of one node (none while it does not exist)."""
+
+    KIND = "subscription"
 
     def __init__(
         self,
@@ -374,7 +485,13 @@ class _ProviderWatch(_Watch):
     A child event re-lists only the node it fired on (the cluster node, or one group),
     and a data event re-reads only that instance: each change costs one or two reads,
     however many groups and instances the cluster holds.
+
+    An instance that cannot be read or parsed, or (for a tenant with credentials) whose
+    ACL is not the tenant's, is skipped alone: told once per version, left out (or kept
+    at its last good data), and read again only when it changes.
     """
+
+    KIND = "instance"
 
     def __init__(
         self,
@@ -394,7 +511,7 @@ class _ProviderWatch(_Watch):
         self._instances: dict[str, Instance] = {}
         self._malformed: set[str] = set()
         self._changed: set[str] = set()
-        super().__init__(registry, str(key))
+        super().__init__(registry, self._root)
 
     def relist_all(self) -> None:
         """Forget every cached read; the next listing fetches all again."""
@@ -458,6 +575,8 @@ class _ProviderWatch(_Watch):
         paths = {f"{group}/{name}" for group, names in self._groups.items() for name in names}
         for gone in set(self._instances).difference(paths):
             del self._instances[gone]
+        for gone in self._malformed.difference(paths):
+            self._registry.rejections.forget(gone)
         self._malformed.intersection_update(paths)
         unknown = [
             p
@@ -465,9 +584,9 @@ class _ProviderWatch(_Watch):
             if p in changed or (p not in self._instances and p not in self._malformed)
         ]
         fetched = await asyncio.gather(*(self._fetch(path) for path in unknown))
-        for path, data in zip(unknown, fetched, strict=True):
-            if data is not None:
-                self._parse(path, data)
+        for path, found in zip(unknown, fetched, strict=True):
+            if found is not None:
+                self._parse(path, *found)
         return list(self._instances.values())
 
     async def _list_groups(self) -> list[str] | None:
@@ -488,16 +607,30 @@ class _ProviderWatch(_Watch):
             return None
         return names
 
-    async def _fetch(self, path: str) -> bytes | None:
+    async def _fetch(self, path: str) -> tuple[bytes, Hashable] | None:
+        """An instance node's data and version; None when it is gone, or skipped."""
+        registry = self._registry
         try:
-            data, _ = await self._registry.call(
-                self._registry.client.get_async(path, self._watcher)
-            )
+            data, stat = await registry.call(registry.client.get_async(path, self._watcher))
+            if registry.own_acl is not None:
+                acls, stat = await registry.call(registry.client.get_acls_async(path))
         except NoNodeError:
             return None
-        return bytes(data or b"")
+        except _TRANSIENT:
+            raise
+        except KazooException as exc:
+            self._skip(path, _reason(exc), "unreadable", f"cannot read {path}: {exc!r}")
+            # The refused read left no watch; this one hears the node change or go.
+            await registry.call(registry.client.exists_async(path, self._watcher))
+            return None
+        version = (stat.mzxid, stat.aversion)
+        if registry.own_acl is not None and not is_own_acl(acls, registry.own_acl):
+            message = f"ignoring {path}: its ACL {describe_acls(acls)} is not the tenant's own"
+            self._skip(path, "foreign_acl", version, message)
+            return None
+        return bytes(data or b""), version
 
-    def _parse(self, path: str, data: bytes) -> None:
+    def _parse(self, path: str, data: bytes, version: Hashable) -> None:
         group, address = path.rsplit("/", 2)[-2:]
         try:
             instance = Instance.from_json(data)
@@ -505,10 +638,19 @@ class _ProviderWatch(_Watch):
                 raise InstanceFormatError(
                     f"says {instance.group}/{instance.address}, path says {group}/{address}"
                 )
-        except InstanceFormatError as exc:
-            kept = " (keeping its last good data)" if path in self._instances else ""
-            logger.warning("skipping malformed instance at %s: %s%s", path, exc, kept)
-            self._malformed.add(path)
+        except Exception as exc:  # whatever one node holds, only that node is skipped
+            expected = isinstance(exc, InstanceFormatError)
+            message = f"skipping malformed instance at {path}: {exc if expected else repr(exc)}"
+            reason = "format" if expected else "unexpected"
+            self._skip(path, reason, version, message)
             return
         self._malformed.discard(path)
+        self._registry.rejections.forget(path)
         self._instances[path] = instance
+
+    def _skip(self, path: str, reason: str, version: Hashable, message: str) -> None:
+        """Leave `path` out until it changes (its last good data, if any, stays)."""
+        self._malformed.add(path)
+        if path in self._instances:
+            message += " (keeping its last good data)"
+        self._registry.rejections.refuse(self.KIND, reason, path, version, message)
