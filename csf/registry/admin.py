@@ -7,23 +7,35 @@ kazoo transaction: all or nothing. Everything is checked before anything is writ
 from __future__ import annotations
 
 import json
+import posixpath
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+    RolledBackError,
+)
 from kazoo.handlers.threading import KazooTimeoutError
 
 from csf._exceptions import RegistryError
+from csf._json import load_json
 from csf.config import ZooKeeperURL, check_name
 from csf.registry.access import audit, ensure_shared_parents, kazoo_client, tenant_acl
 from csf.registry.descriptors import ServiceDescriptor
 from csf.registry.instance import Instance, InstanceFormatError
-from csf.registry.paths import rule_path, service_path
+from csf.registry.paths import rule_path, service_path, tenant_path
 from csf.rules import PARSERS, RuleError, parse_rule
 
 CONNECT_TIMEOUT = 5.0
+T = TypeVar("T")
+MAX_NODE_BYTES = 1024 * 1024
+"""ZooKeeper's own default limit on a node's data (jute.maxbuffer)."""
 # action -> (the statuses it may start from, the status it leads to)
 LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
     "online": (frozenset({"registered", "offline"}), "online"),
@@ -32,6 +44,7 @@ LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
     "offline": (frozenset({"online", "open"}), "offline"),
     "deregister": (frozenset({"registered", "offline"}), "deregistered"),
 }
+LIFECYCLE_STATUSES = frozenset({"registered", "online", "open", "offline", "deregistered"})
 
 
 class RegistryUnreachable(RegistryError):
@@ -43,10 +56,26 @@ class Refused(RegistryError):
 
 
 def _json(data: bytes) -> Any:
+    """A node's JSON document; None for data that is not JSON CSF could use."""
     try:
-        return json.loads(data)
+        return load_json(data, MAX_NODE_BYTES)
     except ValueError:
         return None
+
+
+def _object(data: bytes) -> dict[str, Any]:
+    """A node's JSON object; empty for anything else (another writer's garbage)."""
+    document = _json(data)
+    return document if isinstance(document, dict) else {}
+
+
+def _failed_operation(operations: list[Any], results: list[Any]) -> tuple[str, Exception]:
+    """The path and error of the operation that made a transaction fail: ZooKeeper marks
+    every other operation RolledBackError."""
+    for operation, result in zip(operations, results, strict=False):
+        if isinstance(result, Exception) and not isinstance(result, RolledBackError):
+            return operation.path, result
+    return "", next(result for result in results if isinstance(result, Exception))
 
 
 class RegistryAdmin:
@@ -55,6 +84,23 @@ class RegistryAdmin:
         self._hosts = url.connect_string
         self.client = kazoo_client(url)
         self._closed_tenant = tenant_acl(url) is not None
+        self._no_access = (
+            "the digest credentials do not grant access"
+            if self._closed_tenant
+            else "it needs the tenant's digest credentials (--digest)"
+        )
+
+    def refusal(self, path: str, error: BaseException) -> Refused:
+        """One line saying why ZooKeeper refused an operation on `path`."""
+        if isinstance(error, NoAuthError):
+            return Refused(f"ZooKeeper refused {path}: {self._no_access}")
+        if isinstance(error, NodeExistsError):
+            return Refused(f"{path} was created meanwhile by someone else; try again")
+        if isinstance(error, BadVersionError):
+            return Refused(f"{path} was changed meanwhile by someone else; try again")
+        if isinstance(error, NoNodeError):
+            return Refused(f"{path} was removed meanwhile by someone else; try again")
+        return Refused(f"ZooKeeper refused {path} ({type(error).__name__})")
 
     def __enter__(self) -> RegistryAdmin:
         try:
@@ -75,26 +121,48 @@ class RegistryAdmin:
     def _service(self, service: str) -> str:
         return service_path(self.tenant, check_name("service", service))
 
+    def _call(self, operation: Callable[..., T], path: str, *args: Any, **kwargs: Any) -> T:
+        """A kazoo node operation; NoNodeError passes, other refusals name the node."""
+        try:
+            return operation(path, *args, **kwargs)
+        except NoNodeError:
+            raise
+        except KazooException as exc:
+            raise self.refusal(path, exc) from None
+
     def _children(self, path: str, watch: Callable[[Any], None] | None = None) -> list[str]:
         """The children of `path`, none if it is missing; `watch` fires on a change (or on
         its creation)."""
         try:
-            return sorted(self.client.get_children(path, watch=watch))
+            return sorted(self._call(self.client.get_children, path, watch=watch))
         except NoNodeError:
             if watch is not None:
-                self.client.exists(path, watch=watch)
+                self._call(self.client.exists, path, watch=watch)
             return []
+
+    def _get(self, path: str) -> tuple[bytes, Any]:
+        data, stat = self._call(self.client.get, path)
+        return data, stat
 
     def _document(self, path: str) -> Any:
         try:
-            data, _ = self.client.get(path)
+            data, _ = self._get(path)
         except NoNodeError:
             return None
         return _json(data)
 
+    def node(self, path: str | None) -> str:
+        """The absolute path of `path` (absolute, or relative to the tenant's node, which
+        is the default); Refused when it leads outside the tenant's node."""
+        home = tenant_path(self.tenant)
+        resolved = posixpath.normpath(posixpath.join(home, path or "."))
+        if resolved != home and not resolved.startswith(f"{home}/"):
+            raise Refused(f"{path} is outside the tenant's node {home}")
+        return resolved
+
     def ls(self, path: str) -> list[str]:
         try:
-            return sorted(self.client.get_children(path))
+            return sorted(self._call(self.client.get_children, path))
         except NoNodeError:
             raise Refused(f"no node {path}") from None
 
@@ -115,9 +183,9 @@ class RegistryAdmin:
                 )
             self._plan_parents(transaction, path, planned)
             try:
-                data, stat = self.client.get(path)
-                status = (_json(data) or {}).get("status", "registered")
-                if status == "deregistered":
+                data, stat = self._get(path)
+                status = _object(data).get("status", "registered")
+                if status not in LIFECYCLE_STATUSES or status == "deregistered":
                     status = "registered"
                 body = json.dumps(descriptor.to_document(status)).encode()
                 transaction.set_data(path, body, stat.version)
@@ -133,19 +201,26 @@ class RegistryAdmin:
         parts = path.strip("/").split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             parent = "/" + "/".join(parts[:depth])
-            if parent not in planned and self.client.exists(parent) is None:
+            if parent not in planned and self._call(self.client.exists, parent) is None:
                 transaction.create(parent, b"")
                 planned.add(parent)
 
     def _commit(self, transaction: Any, what: str) -> None:
         results = transaction.commit()
-        failures = [result for result in results if isinstance(result, Exception)]
-        if failures:
-            raise Refused(f"{what}: ZooKeeper refused it, nothing was written ({failures[0]!r})")
+        if any(isinstance(result, Exception) for result in results):
+            path, error = _failed_operation(transaction.operations, results)
+            raise Refused(f"{what}: nothing was written: {self.refusal(path, error)}")
 
     def descriptors(self, service: str) -> dict[str, dict[str, Any]]:
         base = f"{self._service(service)}/services"
-        return {name: self._document(f"{base}/{name}") or {} for name in self._children(base)}
+        return {name: self._descriptor(f"{base}/{name}") for name in self._children(base)}
+
+    def _descriptor(self, path: str) -> dict[str, Any]:
+        try:
+            data, _ = self._get(path)
+        except NoNodeError:
+            return {}
+        return _object(data)
 
     def transition(self, service: str, action: str, grpc_service: str | None = None) -> list[str]:
         """Move the service's gRPC services (or one) through `action`; all or nothing."""
@@ -158,11 +233,13 @@ class RegistryAdmin:
         for name in names:
             path = f"{base}/{name}"
             try:
-                data, stat = self.client.get(path)
+                data, stat = self._get(path)
             except NoNodeError:
                 raise Refused(f"{service} has no service {name}") from None
-            document = _json(data) or {}
+            document = _object(data)
             status = document.get("status")
+            if status not in LIFECYCLE_STATUSES:
+                raise Refused(f"{path} holds no valid descriptor: import it again")
             if status not in sources:
                 allowed = " or ".join(sorted(sources))
                 raise Refused(f"{name} is {status}: '{action}' needs it to be {allowed}")
@@ -183,13 +260,13 @@ class RegistryAdmin:
             raise Refused(f"{service} is not open: {', '.join(closed)} not open")
         path = f"{self._service(service)}/subscriptions/{app}"
         document = {"schema": 1, "app": app, "service": service, "since": time.time()}
-        self.client.ensure_path(path)
-        self.client.set(path, json.dumps(document).encode())
+        self._call(self.client.ensure_path, path)
+        self._call(self.client.set, path, json.dumps(document).encode())
 
     def unsubscribe(self, app: str, service: str) -> None:
         path = f"{self._service(service)}/subscriptions/{check_name('app', app)}"
         try:
-            self.client.delete(path)
+            self._call(self.client.delete, path)
         except NoNodeError:
             raise Refused(f"{app} is not subscribed to {service}") from None
 
@@ -198,29 +275,72 @@ class RegistryAdmin:
 
     # -- rules --------------------------------------------------------------------------
 
-    def set_rule(self, service: str, kind: str, data: bytes) -> Any:
+    def set_rule(self, service: str, kind: str, data: bytes, *, force: bool = False) -> Any:
+        """Validate the rule as consumers will, and unless `force`, refuse one for a
+        tenant, service or method nothing declares (a typo must not "succeed")."""
         try:
-            parse_rule(kind, data)
+            rule = parse_rule(kind, data)
         except RuleError as exc:
             raise Refused(str(exc)) from None
         path = rule_path(self.tenant, check_name("service", service), kind)
-        if self.client.exists(path) is None:
-            self.client.create(path, data, makepath=True)
+        if not force:
+            self._check_known(service, set(getattr(rule, "methods", {})))
+        if self._call(self.client.exists, path) is None:
+            self._call(self.client.create, path, data, makepath=True)
         else:
-            self.client.set(path, data)
-        return json.loads(data)
+            self._call(self.client.set, path, data)
+        return _json(data)
 
-    def get_rule(self, service: str, kind: str) -> Any:
+    def _check_known(self, service: str, methods: set[str]) -> None:
+        anyway = "(--force writes the rule anyway)"
+        if self._call(self.client.exists, tenant_path(self.tenant)) is None:
+            raise Refused(f"tenant {self.tenant} does not exist in ZooKeeper {anyway}")
+        declared = self.declared_methods(service)
+        if declared is None:
+            raise Refused(
+                f"{service} is not a service of tenant {self.tenant}: no imported "
+                f"descriptor, no provider {anyway}"
+            )
+        unknown = sorted(methods - declared)
+        if unknown:
+            raise Refused(
+                f"{service} declares no method {', '.join(unknown)}; declared: "
+                f"{', '.join(sorted(declared)) or 'none'} {anyway}"
+            )
+
+    def declared_methods(self, service: str) -> set[str] | None:
+        """The method names the service's descriptors and providers declare; None when
+        the tenant has neither for it."""
+        descriptors = self.descriptors(service)
+        clusters = self._children(f"{self._service(service)}/clusters")
+        if not descriptors and not clusters:
+            return None
+        declared = {
+            method.get("name")
+            for document in descriptors.values()
+            for method in document.get("methods", [])
+            if isinstance(method, dict)
+        }
+        for provider in self.providers(service):
+            declared.update(name for names in provider["services"].values() for name in names)
+        return {name for name in declared if isinstance(name, str)}
+
+    def _known_kind(self, kind: str) -> str:
         if kind not in PARSERS:
             raise Refused(f"rule kind {kind!r} is not known; known: {', '.join(sorted(PARSERS))}")
+        return kind
+
+    def get_rule(self, service: str, kind: str) -> Any:
+        self._known_kind(kind)
         document = self._document(rule_path(self.tenant, check_name("service", service), kind))
         if document is None:
             raise Refused(f"{service} has no {kind} rule")
         return document
 
     def remove_rule(self, service: str, kind: str) -> None:
+        path = rule_path(self.tenant, check_name("service", service), self._known_kind(kind))
         try:
-            self.client.delete(rule_path(self.tenant, check_name("service", service), kind))
+            self._call(self.client.delete, path)
         except NoNodeError:
             raise Refused(f"{service} has no {kind} rule") from None
 
@@ -242,7 +362,7 @@ class RegistryAdmin:
                 group_path = f"{clusters}/{cluster}/{group}"
                 for address in self._children(group_path, watch):
                     try:
-                        data, _ = self.client.get(f"{group_path}/{address}")
+                        data, _ = self._get(f"{group_path}/{address}")
                         instance = Instance.from_json(data)
                     except (NoNodeError, InstanceFormatError):
                         continue
@@ -279,10 +399,16 @@ class RegistryAdmin:
     ) -> None:
         """Call `report` with the provider list now and whenever it changes, until `stop`."""
         changed = threading.Event()
+
+        def on_change(event: Any) -> None:
+            changed.set()
+
         last: list[dict[str, Any]] | None = None
         while not stop.is_set():
             changed.clear()
-            found = self.providers(service, watch=lambda event: changed.set())
+            # One watcher function for every pass: kazoo keeps a set of them per node,
+            # so a new one each pass would pile up on the nodes that did not change.
+            found = self.providers(service, watch=on_change)
             # Parent nodes appear one by one: report what differs, not every event.
             comparable = [{k: v for k, v in p.items() if k != "uptime_s"} for p in found]
             if comparable != last:

@@ -1,14 +1,17 @@
 """csf-registry: the operators' command line for CSF's ZooKeeper registry.
 
 Exit codes: 0 done, 1 refused (validation, illegal transition, missing node, no
-permission), 2 usage, 3 ZooKeeper unreachable, 4 `audit` found open nodes. Every error
-is one line on stderr; `--json` gives machine output on stdout.
+permission, unknown tenant, service or method), 2 usage, 3 ZooKeeper unreachable, 4
+`audit` found nodes not the tenant's own. Every error is one line on stderr, never a traceback;
+`--json` (before or after the command) gives machine output on stdout. Everything read
+from ZooKeeper is printed as plain text, never as rich markup.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -18,11 +21,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import ConnectionLoss, KazooException, SessionExpiredError
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from csf._exceptions import ConfigError
+from csf._json import load_json
 from csf.config import ZooKeeperURL, parse_registry_url
 from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin, RegistryUnreachable
 from csf.registry.descriptors import export, parse
@@ -40,7 +45,17 @@ app = typer.Typer(
 )
 rule_app = typer.Typer(help="Governance rules under configs/<kind>.", no_args_is_help=True)
 app.add_typer(rule_app, name="rule")
-out = Console(soft_wrap=True)
+
+
+def _console(width: int | None = None) -> Console:
+    """Text from ZooKeeper is shown as it is: no markup ("[/x]" would raise, "[link=...]"
+    hide text), no emoji codes, no highlighting."""
+    return Console(width=width, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_TABLE_WIDTH = 100_000
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
 
 @dataclass(frozen=True)
@@ -61,19 +76,57 @@ def registry_options(
         "TenantA"
     ),
     digest: Annotated[
-        str | None, typer.Option(help="user:password for an ACL-protected tenant.")
+        str | None,
+        typer.Option(
+            envvar="CSF_ZK_DIGEST",
+            show_envvar=True,
+            help="user:password for an ACL-protected tenant (prefer the environment "
+            "variable or --digest-file: a command line is visible to every user).",
+        ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Machine output (JSON).")] = False,
+    digest_file: Annotated[
+        Path | None, typer.Option(help="A file holding user:password (see --digest).")
+    ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Options shared by every command."""
     # kazoo narrates its reconnection attempts; errors here are one line of our own.
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+    if digest_file is not None:
+        source = ctx.get_parameter_source("digest")
+        if source is not None and source.name == "COMMANDLINE":
+            raise _fail("give one of --digest and --digest-file", USAGE)
+        digest = _read(digest_file, "--digest-file").decode("utf-8", "replace").rstrip("\r\n")
     ctx.obj = Options(zk, tenant, digest, json_output)
 
 
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"csf-registry: {message}", err=True)
+    typer.echo(f"csf-registry: {_one_line(message)}", err=True)
     return typer.Exit(code)
+
+
+def _read(file: Path, what: str) -> bytes:
+    """A file's bytes (at most MAX_FILE_BYTES); a usage error naming it otherwise."""
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _fail(f"{what} {file}: {exc.strerror or 'cannot be read'}", USAGE) from None
+    except ValueError:  # a path holding a NUL character
+        raise _fail(f"{what}: {file!r} is not a usable path", USAGE) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(f"{what} {file}: larger than {MAX_FILE_BYTES} bytes", USAGE)
+    return data
+
+
+def _machine_output(ctx: typer.Context, json_output: bool) -> None:
+    """`--json` given after the command counts as given before it."""
+    if json_output:
+        ctx.obj = replace(ctx.obj, json=True)
 
 
 def _url(options: Options) -> ZooKeeperURL:
@@ -85,7 +138,7 @@ def _url(options: Options) -> ZooKeeperURL:
         raise _fail("--zk: csf-registry needs a zk:// registry", USAGE)
     if options.digest:
         user, colon, password = options.digest.partition(":")
-        if not colon:
+        if not colon or not user:
             raise _fail("--digest: expected user:password", USAGE)
         url = replace(url, digest=(user, password))
     return url
@@ -94,15 +147,21 @@ def _url(options: Options) -> ZooKeeperURL:
 def _run(ctx: typer.Context, action: Callable[[RegistryAdmin], T]) -> T:
     """Run `action` on a connected admin; errors become one line and an exit code."""
     options: Options = ctx.obj
+    url = _url(options)
     try:
-        with RegistryAdmin(_url(options), options.tenant) as admin:
-            return action(admin)
+        with RegistryAdmin(url, options.tenant) as admin:
+            try:
+                return action(admin)
+            except (ConnectionLoss, SessionExpiredError):
+                raise RegistryUnreachable(f"lost ZooKeeper at {url.connect_string}") from None
+            except KazooException as exc:
+                raise admin.refusal(tenant_path(admin.tenant), exc) from None
     except RegistryUnreachable as exc:
         raise _fail(str(exc), UNREACHABLE) from None
     except (Refused, ConfigError) as exc:
         raise _fail(str(exc), REFUSED) from None
     except KazooException as exc:
-        raise _fail(f"ZooKeeper refused: {type(exc).__name__}", REFUSED) from None
+        raise _fail(f"ZooKeeper refused the session ({type(exc).__name__})", REFUSED) from None
 
 
 def _show(
@@ -110,14 +169,19 @@ def _show(
 ) -> None:
     if ctx.obj.json:
         typer.echo(json.dumps(data, indent=None if one_line else 2, sort_keys=True))
-    else:
-        out.print(table())
+        return
+    shown = table()
+    # As wide as the table needs: an address cut at 80 columns is a wrong address.
+    out = _console()
+    unbounded = out.options.update(max_width=MAX_TABLE_WIDTH)
+    needed = Measurement.get(out, unbounded, shown).maximum
+    (_console(needed) if needed > out.width else out).print(shown)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     return table
@@ -133,7 +197,10 @@ def export_command(
     ],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
 ) -> None:
-    """Write the descriptors of provider classes (services, methods, protos) as JSON."""
+    """Write the descriptors of provider classes (services, methods, protos) as JSON.
+    Modules are looked for in the current folder first, as `python -m` does."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         document = export(targets)
     except ConfigError as exc:
@@ -141,21 +208,26 @@ def export_command(
     text = json.dumps(document, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text)
+    except OSError as exc:
+        raise _fail(f"-o {output}: {exc.strerror or 'cannot be written'}", USAGE) from None
 
 
 @app.command("import")
 def import_command(
-    ctx: typer.Context, file: Annotated[Path, typer.Argument(help="A descriptor document.")]
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A descriptor document.")],
+    json_output: JsonFlag = False,
 ) -> None:
     """Store descriptors under services/ (new ones registered; a re-import keeps the
     status, and brings a deregistered service back to registered), all or nothing."""
+    _machine_output(ctx, json_output)
+    data = _read(file, "import")
     try:
-        descriptors = parse(json.loads(file.read_text()))
-    except OSError as exc:
-        raise _fail(f"{file}: {exc.strerror}", USAGE) from None
-    except ValueError as exc:
+        descriptors = parse(load_json(data, MAX_FILE_BYTES))
+    except ValueError as exc:  # DescriptorError included
         raise _fail(f"{file}: {exc}", REFUSED) from None
     paths = _run(ctx, lambda admin: admin.import_descriptors(descriptors))
     _show(ctx, paths, lambda: _table("imported", ["znode"], [[p] for p in paths]))
@@ -170,7 +242,9 @@ def _lifecycle(action: str) -> None:
         grpc_service: Annotated[
             str | None, typer.Option(help="Only this gRPC service of it.")
         ] = None,
+        json_output: JsonFlag = False,
     ) -> None:
+        _machine_output(ctx, json_output)
         names = _run(ctx, lambda admin: admin.transition(service, action, grpc_service))
         rows = [[name, target] for name in names]
         _show(ctx, dict(rows), lambda: _table(f"{service}: {action}", ["service", "status"], rows))
@@ -188,9 +262,13 @@ for _action in LIFECYCLE:
 
 @app.command()
 def subscribe(
-    ctx: typer.Context, app_name: Annotated[str, typer.Argument(metavar="APP")], service: str
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    service: str,
+    json_output: JsonFlag = False,
 ) -> None:
     """Let APP call SERVICE (it must be open)."""
+    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.subscribe(app_name, service))
     _show(
         ctx,
@@ -201,9 +279,13 @@ def subscribe(
 
 @app.command()
 def unsubscribe(
-    ctx: typer.Context, app_name: Annotated[str, typer.Argument(metavar="APP")], service: str
+    ctx: typer.Context,
+    app_name: Annotated[str, typer.Argument(metavar="APP")],
+    service: str,
+    json_output: JsonFlag = False,
 ) -> None:
     """Stop APP calling SERVICE."""
+    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.unsubscribe(app_name, service))
     _show(
         ctx,
@@ -213,8 +295,9 @@ def unsubscribe(
 
 
 @app.command()
-def subscriptions(ctx: typer.Context, service: str) -> None:
+def subscriptions(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """The apps subscribed to SERVICE."""
+    _machine_output(ctx, json_output)
     apps = _run(ctx, lambda admin: admin.subscriptions(service))
     _show(ctx, apps, lambda: _table(f"{service} subscribers", ["app"], [[a] for a in apps]))
 
@@ -229,35 +312,43 @@ def rule_set(
     kind: str,
     document: Annotated[str | None, typer.Option("--json", help="The rule as JSON.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="A file holding the rule.")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Write it even for a tenant, service or method not known.")
+    ] = False,
 ) -> None:
-    """Validate a rule as consumers will, then write it."""
+    """Validate a rule as consumers will, then write it. Refused for a tenant or service
+    with no descriptor and no provider, or naming a method none declares, unless --force.
+    (Here --json is the rule: give --json before `rule` for machine output.)"""
     if (document is None) == (file is None):
         raise _fail("rule set: give exactly one of --json DOC or --file F", USAGE)
-    try:
-        data = (document or "").encode() if file is None else file.read_bytes()
-    except OSError as exc:
-        raise _fail(f"{file}: {exc.strerror}", USAGE) from None
-    written = _run(ctx, lambda admin: admin.set_rule(service, kind, data))
+    if file is not None:
+        data = _read(file, "rule set --file")
+    else:
+        data = (document or "").encode("utf-8", "surrogateescape")
+    written = _run(ctx, lambda admin: admin.set_rule(service, kind, data, force=force))
     _show(ctx, written, lambda: f"{service} {kind} rule set: {json.dumps(written)}")
 
 
 @rule_app.command("get")
-def rule_get(ctx: typer.Context, service: str, kind: str) -> None:
+def rule_get(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag = False) -> None:
     """Show one rule."""
+    _machine_output(ctx, json_output)
     rule = _run(ctx, lambda admin: admin.get_rule(service, kind))
     _show(ctx, rule, lambda: json.dumps(rule, indent=2))
 
 
 @rule_app.command("rm")
-def rule_rm(ctx: typer.Context, service: str, kind: str) -> None:
+def rule_rm(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag = False) -> None:
     """Remove one rule (its defaults apply again)."""
+    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.remove_rule(service, kind))
     _show(ctx, {"removed": kind}, lambda: f"{service} {kind} rule removed")
 
 
 @rule_app.command("ls")
-def rule_ls(ctx: typer.Context, service: str) -> None:
+def rule_ls(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """Every rule of SERVICE."""
+    _machine_output(ctx, json_output)
     rules = _run(ctx, lambda admin: admin.rules(service))
     rows = [[kind, json.dumps(doc)] for kind, doc in rules.items()]
     _show(ctx, rules, lambda: _table(f"{service} rules", ["kind", "rule"], rows))
@@ -268,11 +359,20 @@ def rule_ls(ctx: typer.Context, service: str) -> None:
 
 @app.command()
 def ls(
-    ctx: typer.Context, path: Annotated[str | None, typer.Argument(help="A znode path.")] = None
+    ctx: typer.Context,
+    path: Annotated[
+        str | None, typer.Argument(help="A znode path, absolute or from the tenant's node.")
+    ] = None,
+    json_output: JsonFlag = False,
 ) -> None:
-    """The children of PATH (default: the tenant's node)."""
-    where = path or tenant_path(ctx.obj.tenant)
-    children = _run(ctx, lambda admin: admin.ls(where))
+    """The children of PATH (default: the tenant's node; nothing outside it)."""
+    _machine_output(ctx, json_output)
+
+    def children_of(admin: RegistryAdmin) -> tuple[str, list[str]]:
+        where = admin.node(path)
+        return where, admin.ls(where)
+
+    where, children = _run(ctx, children_of)
     _show(ctx, children, lambda: _table(where, ["child"], [[c] for c in children]))
 
 
@@ -287,8 +387,9 @@ PROVIDER_COLUMNS = ["cluster", "group", "provider", "weight", "version", "uptime
 
 
 @app.command()
-def providers(ctx: typer.Context, service: str) -> None:
+def providers(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """The provider instances of SERVICE."""
+    _machine_output(ctx, json_output)
     found = _run(ctx, lambda admin: admin.providers(service))
     _show(
         ctx, found, lambda: _table(f"{service} providers", PROVIDER_COLUMNS, _provider_rows(found))
@@ -296,8 +397,9 @@ def providers(ctx: typer.Context, service: str) -> None:
 
 
 @app.command()
-def tree(ctx: typer.Context, service: str) -> None:
+def tree(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """SERVICE at a glance: providers, gRPC services with status, rules, subscribers."""
+    _machine_output(ctx, json_output)
     view = _run(ctx, lambda admin: admin.tree(service))
 
     def render() -> Table:
@@ -305,7 +407,7 @@ def tree(ctx: typer.Context, service: str) -> None:
             f"{ctx.obj.tenant}/{service}", PROVIDER_COLUMNS, _provider_rows(view["providers"])
         )
         for name, status in view["services"].items():
-            table.add_row("service", name, status, "", "", "")
+            table.add_row("service", name, str(status), "", "", "")
         for kind, rule in view["rules"].items():
             table.add_row("rule", kind, json.dumps(rule), "", "", "")
         for subscriber in view["subscriptions"]:
@@ -316,21 +418,24 @@ def tree(ctx: typer.Context, service: str) -> None:
 
 
 @app.command()
-def audit(ctx: typer.Context) -> None:
-    """List every node under the tenant that world:anyone may read (exit 4 if any).
-    Give the tenant's credentials with --digest."""
+def audit(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """List every node under the tenant whose ACL is not exactly the tenant's own: open to
+    anyone, ip: entries, other identities (exit 4 if any). Give the tenant's credentials
+    with --digest."""
+    _machine_output(ctx, json_output)
     found = _run(ctx, lambda admin: admin.audit())
     rows = [[node["path"], " ".join(node["acl"])] for node in found]
-    title = f"{ctx.obj.tenant}: {len(found)} nodes readable by world:anyone"
+    title = f"{ctx.obj.tenant}: {len(found)} nodes whose ACL is not the tenant's own"
     _show(ctx, found, lambda: _table(title, ["znode", "acl"], rows))
     if found:
         raise typer.Exit(FOUND_OPEN)
 
 
 @app.command()
-def watch(ctx: typer.Context, service: str) -> None:
+def watch(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """Print SERVICE's providers now and on every change, until interrupted (--json: one
     line of JSON a report)."""
+    _machine_output(ctx, json_output)
     stop = threading.Event()
 
     def report(found: list[dict[str, Any]]) -> None:

@@ -155,27 +155,15 @@ def test_a_zk_option_that_is_not_a_zk_url_is_a_usage_error_in_one_line(text: str
     assert stderr.startswith("csf-registry: --zk: ")
 
 
-# -- known failures: each class pinned by its own strict xfail ------------------------------
+# -- inputs that once ended in a traceback ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="known bug: csf-registry import of a file nested 30,000 arrays deep "
-    "ends in RecursionError, not one line and exit code 1",
-)
 def test_importing_a_deeply_nested_file_is_refused_in_one_line(descriptor_file: Path) -> None:
     descriptor_file.write_bytes(nested(DEEP))
     code, stderr = run("--zk", NOWHERE, "import", str(descriptor_file))
     assert_one_line_of_refusal(code, stderr, {REFUSED})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="known bug: csf-registry --zk 'zk://h1:2181?x' and --zk 'zk://h1:\\u00b2' "
-    "end in ValueError, not one line and exit code 2",
-)
 @pytest.mark.parametrize("text", ["zk://h1:2181?x", "zk://h1:\u00b2"])
 def test_a_zk_option_the_parser_chokes_on_is_a_usage_error_in_one_line(text: str) -> None:
     code, stderr = run("--zk", text, "providers", "XIESR")

@@ -104,7 +104,7 @@ def test_csf_registry_with_a_digest_leaves_the_shared_parents_open_only_to_child
 ) -> None:
     rule = '{"schema": 1, "timeout_ms": 800}'
     command = ["--zk", own_zookeeper.url, "--tenant", tenant, "--digest", "alice:secret-a",
-               "rule", "set", "XIESR", "timeout", "--json", rule]  # fmt: skip
+               "rule", "set", "XIESR", "timeout", "--json", rule, "--force"]  # fmt: skip
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.stderr
     check_shared_parents(own_zookeeper, tenant)

@@ -79,7 +79,9 @@ async def test_other_tenants_and_anonymous_clients_get_noauth_everywhere(
     parsed = parse_registry_url(url)
     assert isinstance(parsed, ZooKeeperURL)
     with RegistryAdmin(parsed, tenant) as admin:  # configs/ and subscriptions/ nodes too
-        admin.set_rule("XIESR", "breaker", json.dumps({"schema": 1, "min_calls": 5}).encode())
+        admin.set_rule(
+            "XIESR", "breaker", json.dumps({"schema": 1, "min_calls": 5}).encode(), force=True
+        )
     async with greeter_server(url, tenant) as server, consumer_for(url, tenant, tmp_path) as own:
         stub = own.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
         reply = await stub.SayHello(greeter_pb2.HelloRequest(name="x"))
