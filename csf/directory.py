@@ -9,6 +9,13 @@ provider's channel stays open while calls are in flight on it, up to their deadl
 
 Effective weights: the `weight` rule's override, else the instance's weight, ramped up
 over the provider's warm-up; while any provider warms up, pickers are rebuilt on a timer.
+
+Bounds: a pool lives while a filter holds it (the directory holds it weakly), so the
+pools of an old route rule go, pickers closed, once the routers move to the new one.
+At most MAX_PROVIDERS endpoints are kept: past it, providers already kept come first.
+Providers are one per address: a copy of an address that does not match this consumer's
+transport (TLS or not) is left out and never displaces a matching one; of two matching
+copies in different groups, the one kept already wins, else the first by group name.
 """
 
 from __future__ import annotations
@@ -16,11 +23,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+import weakref
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from csf._exceptions import NoProviderError
-from csf._invocation import ANY_PROVIDER, BalancerFactory, Invocation, PickerRef, Selector
+from csf._invocation import (
+    ANY_PROVIDER,
+    BalancerFactory,
+    Invocation,
+    Picker,
+    PickerRef,
+    Selector,
+)
 from csf.endpoint import Endpoint
 from csf.lb.warmup import warmed_weight, warming_left
 from csf.registry import Instance, Registry, ServiceKey
@@ -37,6 +52,28 @@ SNAPSHOT_INTERVAL = 1.0
 # While providers warm up, weights are recomputed this often (within these bounds).
 WARMUP_STEPS = 20
 WARMUP_REBUILD_BOUNDS = (0.5, 5.0)
+MAX_PROVIDERS = 1000
+"""Endpoints (each with its channel) one directory keeps; a longer list is left cut."""
+# Addresses named in one warning about providers left out; the count says the rest.
+LOGGED_ADDRESSES = 5
+
+PoolKey = tuple[BalancerFactory, Selector]
+
+
+class _Pool(PickerRef):
+    """A pool as filters hold it: the directory holds it only weakly."""
+
+    __slots__ = ("__weakref__",)
+
+
+class _Held:
+    """A pool as the directory holds it: weakly, with its picker, to close once it is gone."""
+
+    __slots__ = ("picker", "pool")
+
+    def __init__(self, pool: weakref.ref[_Pool], picker: Picker | None) -> None:
+        self.pool = pool
+        self.picker = picker
 
 
 class Directory:
@@ -51,11 +88,20 @@ class Directory:
         self.key = key
         self.endpoints: dict[str, Endpoint] = {}
         self._tls = tls
-        self._refused: set[str] = set()  # providers whose transport does not match ours
+        self._refused: set[str] = set()  # listed addresses whose transport is not ours
         self.empty_pushes_ignored = 0
+        self.providers_over_cap = 0
+        """How many providers the last listing had past MAX_PROVIDERS, left out."""
+        self.conflicting_copies = 0
+        """Copies of a listed address in another group, left out (counted once each)."""
+        self._conflicts: set[tuple[str, str]] = set()  # in the last listing
         self._snapshots = snapshots
         self._rules = rules
-        self._pools: dict[tuple[BalancerFactory, Selector], PickerRef] = {}
+        self._pools: dict[PoolKey, _Held] = {}
+        self._gone: list[PoolKey] = []  # pools no filter holds any more, to drop
+        # The endpoints by address, and by group, as of the last rebuild.
+        self._listing: tuple[Endpoint, ...] = ()
+        self._by_group: dict[str, list[Endpoint]] = {}
         self._warmup_timer: asyncio.TimerHandle | None = None
         self._listed = asyncio.Event()
         self._unreachable = False
@@ -71,13 +117,19 @@ class Directory:
     # -- what the call path uses ----------------------------------------------------
 
     def pool(self, factory: BalancerFactory, selector: Selector = ANY_PROVIDER) -> PickerRef:
-        """The picker over the providers `selector` admits, kept current from now on."""
-        ref = self._pools.get((factory, selector))
-        if ref is None:
-            ref = self._pools[factory, selector] = PickerRef(selector)
+        """The picker over the providers `selector` admits, kept current while held."""
+        self._drop_gone()
+        key = (factory, selector)
+        held = self._pools.get(key)
+        pool = held.pool() if held is not None else None
+        if pool is None:
+            if held is not None and held.picker is not None:  # gone since _drop_gone
+                held.picker.close()
+            pool = _Pool(selector)
             if self._listed.is_set():
-                ref.picker = factory([e for e in self._snapshot() if selector.matches(e.instance)])
-        return ref
+                pool.picker = factory(_admitted(selector, self._listing, self._by_group))
+            self._pools[key] = _Held(weakref.ref(pool, self._on_gone(key)), pool.picker)
+        return pool
 
     async def pick(self, ref: PickerRef, inv: Invocation) -> Endpoint:
         """Pick with `ref`, first waiting (within the call's deadline) for the first listing."""
@@ -140,8 +192,22 @@ class Directory:
     def _snapshot(self) -> tuple[Endpoint, ...]:
         return tuple(self.endpoints[address] for address in sorted(self.endpoints))
 
+    def _on_gone(self, key: PoolKey) -> Callable[[weakref.ref[_Pool]], None]:
+        # Called by the garbage collector, maybe in another thread: only note the key.
+        return lambda _: self._gone.append(key)
+
+    def _drop_gone(self) -> None:
+        """Forget the pools no filter holds any more and close their pickers."""
+        while self._gone:
+            key = self._gone.pop()
+            held = self._pools.get(key)
+            if held is not None and held.pool() is None:
+                del self._pools[key]
+                if held.picker is not None:
+                    held.picker.close()
+
     def _apply(self, instances: Sequence[Instance]) -> None:
-        wanted = {i.address: i for i in instances if self._same_transport(i)}
+        wanted = self._wanted(instances)
         removed = [address for address in self.endpoints if address not in wanted]
         for address in removed:
             retiring = self._spawn(self.endpoints.pop(address).retire())
@@ -160,22 +226,80 @@ class Directory:
             logger.info("%s: providers %s (+%s -%s)", self.key, sorted(wanted), added, removed)
         self._listed.set()
 
-    def _same_transport(self, instance: Instance) -> bool:
-        """Never plaintext to a TLS provider, nor from a consumer configured with TLS."""
-        if instance.tls == (self._tls is not None):
-            self._refused.discard(instance.address)
-            return True
-        if instance.address not in self._refused:
-            self._refused.add(instance.address)
-            theirs, ours = ("TLS", "plaintext") if instance.tls else ("plaintext", "TLS")
+    def _wanted(self, instances: Sequence[Instance]) -> dict[str, Instance]:
+        """The instances to keep, one per address, at most MAX_PROVIDERS (see the top)."""
+        tls = self._tls is not None
+        wanted: dict[str, Instance] = {}
+        refused: set[str] = set()
+        conflicts: set[tuple[str, str]] = set()
+        for instance in instances:
+            address = instance.address
+            # Never plaintext to a TLS provider, nor from a consumer configured with TLS.
+            if instance.tls != tls:
+                refused.add(address)
+                continue
+            other = wanted.get(address)
+            if other is not None and other.group != instance.group:
+                kept = self._first_copy(other, instance)
+                conflicts.add((address, (instance if kept is other else other).group))
+                if kept is other:
+                    continue
+            wanted[address] = instance
+        self._note_refused(refused - wanted.keys())
+        self._note_conflicts(conflicts)
+        if len(wanted) <= MAX_PROVIDERS:
+            if self.providers_over_cap:
+                logger.warning("%s: %d providers listed, all kept again", self.key, len(wanted))
+            self.providers_over_cap = 0
+            return wanted
+        # Providers kept already first, so that a flood of new nodes displaces none.
+        order = sorted(wanted, key=lambda address: (address not in self.endpoints, address))
+        if not self.providers_over_cap:
             logger.warning(
-                "%s: leaving out %s: it speaks %s, this consumer %s only",
+                "%s: %d providers listed, over the %d a consumer keeps; leaving out %d",
                 self.key,
-                instance.address,
-                theirs,
-                ours,
+                len(wanted),
+                MAX_PROVIDERS,
+                len(wanted) - MAX_PROVIDERS,
             )
-        return False
+        self.providers_over_cap = len(wanted) - MAX_PROVIDERS
+        return {address: wanted[address] for address in order[:MAX_PROVIDERS]}
+
+    def _first_copy(self, a: Instance, b: Instance) -> Instance:
+        """Of two matching copies of one address, the one kept already, else by group."""
+        known = self.endpoints.get(a.address)
+        if known is not None and known.instance.group in (a.group, b.group):
+            return a if known.instance.group == a.group else b
+        return min(a, b, key=lambda instance: instance.group)
+
+    def _note_conflicts(self, conflicts: set[tuple[str, str]]) -> None:
+        """Warn once of each copy left out; forget those no longer listed."""
+        new = sorted(conflicts - self._conflicts)
+        self._conflicts = conflicts
+        self.conflicting_copies += len(new)
+        for address, group in new[:LOGGED_ADDRESSES]:
+            logger.warning(
+                "%s: leaving out the copy of %s in group %r: that address is listed in "
+                "another group too",
+                self.key,
+                address,
+                group,
+            )
+
+    def _note_refused(self, refused: set[str]) -> None:
+        """Warn once of each address left out for its transport; forget those unlisted."""
+        new = sorted(refused - self._refused)
+        self._refused = refused
+        if not new:
+            return
+        theirs, ours = ("plaintext", "TLS") if self._tls is not None else ("TLS", "plaintext")
+        names = ", ".join(new[:LOGGED_ADDRESSES])
+        if len(new) > LOGGED_ADDRESSES:
+            names += f" and {len(new) - LOGGED_ADDRESSES} more"
+        verb = "it speaks" if len(new) == 1 else "they speak"
+        logger.warning(
+            "%s: leaving out %s: %s %s, this consumer %s only", self.key, names, verb, theirs, ours
+        )
 
     def _rebuild(self) -> None:
         """Recompute effective weights and rebuild every pool's picker."""
@@ -183,6 +307,7 @@ class Directory:
         overrides = self._rules.weight.instances if self._rules.weight else {}
         warming: list[float] = []
         snapshot = self._snapshot()
+        self._drop_gone()
         for endpoint in snapshot:
             instance = endpoint.instance
             endpoint.weight = warmed_weight(
@@ -190,11 +315,16 @@ class Directory:
             )
             if warming_left(instance, now):
                 warming.append(instance.warmup)
-        for (factory, selector), ref in self._pools.items():
-            old, ref.picker = (
-                ref.picker,
-                factory([e for e in snapshot if selector.matches(e.instance)]),
-            )
+        by_group: dict[str, list[Endpoint]] = {}
+        for endpoint in snapshot:
+            by_group.setdefault(endpoint.instance.group, []).append(endpoint)
+        self._listing, self._by_group = snapshot, by_group
+        for (factory, selector), held in self._pools.items():
+            pool = held.pool()
+            if pool is None:
+                continue  # gone: its key waits in _gone
+            old = held.picker
+            pool.picker = held.picker = factory(_admitted(selector, snapshot, by_group))
             if old is not None:
                 old.close()
         if self._warmup_timer is not None:
@@ -206,7 +336,11 @@ class Directory:
             self._warmup_timer = asyncio.get_running_loop().call_later(interval, self._rebuild)
 
     async def _start_from_snapshot(self, store: SnapshotStore) -> None:
-        instances = await asyncio.to_thread(store.load, self.key)
+        try:
+            instances = await asyncio.to_thread(store.load, self.key)
+        except Exception:  # load logs what it refuses; this is a bug, not bad data
+            logger.exception("%s: could not read the snapshot", self.key)
+            return
         if instances is None or self._listed.is_set():
             return
         logger.warning(
@@ -249,7 +383,7 @@ class Directory:
         instances = [endpoint.instance for endpoint in self._snapshot()]
         try:
             await asyncio.to_thread(store.save, self.key, instances)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             logger.warning("%s: could not save snapshot: %s", self.key, exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -274,3 +408,13 @@ class Directory:
             await self._save_now(self._snapshots)
         await asyncio.gather(*(endpoint.close() for endpoint in self.endpoints.values()))
         self.endpoints.clear()
+
+
+def _admitted(
+    selector: Selector, snapshot: Sequence[Endpoint], by_group: dict[str, list[Endpoint]]
+) -> list[Endpoint]:
+    """The endpoints `selector` admits; a group's pool looks only at that group's."""
+    candidates: Iterable[Endpoint] = (
+        snapshot if selector.group is None else by_group.get(selector.group, ())
+    )
+    return [endpoint for endpoint in candidates if selector.matches(endpoint.instance)]

@@ -1,0 +1,113 @@
+"""Snapshot files as outside data: any bytes, any JSON (NaN, Infinity, huge numbers, deep
+nesting, wrong types) load as a list of valid instances or as None, never an exception."""
+
+import time
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from csf.registry import Instance, ServiceKey
+from csf.registry.snapshot import (
+    MAX_SNAPSHOT_AGE,
+    SnapshotFormatError,
+    SnapshotStore,
+    parse_snapshot,
+)
+from tests.registry.test_instance_properties import assert_bounded
+from tests.strategies import DEEP, HUGE, encoded, examples, hostile_numbers, json_values, nested
+
+KEY = ServiceKey("TenantA", "XIESR", "defaultCluster")
+VALID = Instance(host="127.0.0.1", port=50051).to_document()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> SnapshotStore:
+    store = SnapshotStore(tmp_path_factory.mktemp("snapshots"))
+    store.save(KEY, [])  # makes the directories
+    return store
+
+
+def load_from(store: SnapshotStore, data: bytes) -> list[Instance] | None:
+    """What the consumer makes of a snapshot file holding `data`: never an exception."""
+    store.path(KEY).write_bytes(data)
+    loaded = store.load(KEY)
+    assert loaded is None or isinstance(loaded, list)
+    for instance in loaded or ():
+        assert_bounded(instance)
+    return loaded
+
+
+def parsed(data: bytes) -> list[Instance] | None:
+    """What load makes of `data` once read (files are slow to write thousands of times):
+    valid instances, or SnapshotFormatError, which load logs and turns into None."""
+    try:
+        instances = parse_snapshot(data, time.time())
+    except SnapshotFormatError:
+        return None
+    assert isinstance(instances, list)
+    for instance in instances:
+        assert_bounded(instance)
+    return instances
+
+
+@given(data=st.binary(max_size=400))
+@examples(2500)
+@example(data=b"")
+@example(data=b"\xff\xfe\x00")
+@example(data=b'{"schema": 1, "saved_at": NaN, "instances": []}')
+@example(data=b'{"schema": 1, "saved_at": 1e999, "instances": []}')
+@example(data=nested(DEEP))
+def test_any_bytes_of_a_snapshot_parse_as_valid_instances_or_a_snapshot_format_error(
+    data: bytes,
+) -> None:
+    parsed(data)
+
+
+@given(data=st.binary(max_size=400))
+@examples(200)
+@example(data=nested(DEEP))
+def test_any_bytes_in_a_snapshot_file_load_as_valid_instances_or_none(
+    store: SnapshotStore, data: bytes
+) -> None:
+    load_from(store, data)
+
+
+FIELDS = sorted(VALID)
+# A valid instance with one field made hostile, or anything at all.
+instance_items = st.builds(
+    lambda field, value: {**VALID, field: value},
+    st.sampled_from(FIELDS),
+    hostile_numbers | json_values(hostile_numbers, leaves=3),
+) | json_values(hostile_numbers, leaves=3)
+snapshot_documents = st.fixed_dictionaries(
+    {
+        "schema": st.sampled_from([1, 1, 1, 2, True, "1"]),
+        "saved_at": st.sampled_from([None, "now"]) | hostile_numbers | st.floats(-1e6, 1e6),
+        "instances": st.lists(st.just(VALID) | instance_items, max_size=3)
+        | json_values(hostile_numbers, leaves=4),
+    }
+)
+
+
+@given(document=snapshot_documents, fresh=st.booleans())
+@examples(500)  # each document is slow to generate; the bytes cover the rest
+@example(document={"schema": 1, "instances": [{**VALID, "start_time": HUGE}]}, fresh=True)
+@example(document={"schema": True, "instances": [VALID]}, fresh=True)
+@example(document={"schema": 1, "instances": [VALID] * 1001}, fresh=True)
+def test_any_snapshot_document_parses_as_valid_instances_or_an_error(
+    document: dict[str, Any], fresh: bool
+) -> None:
+    if fresh:  # most documents should get as far as their instances
+        document = {**document, "saved_at": time.time() - 1}
+    loaded = parsed(encoded(document))
+    if loaded is not None:
+        assert type(document["schema"]) is int and document["schema"] == 1
+        assert len(loaded) == len(document["instances"]) <= 1000
+        assert 0 <= time.time() - document["saved_at"] <= MAX_SNAPSHOT_AGE
+
+
+def test_valid_instances_in_a_fresh_snapshot_load(store: SnapshotStore) -> None:
+    document = {"schema": 1, "saved_at": time.time(), "instances": [VALID, VALID]}
+    assert load_from(store, encoded(document)) == [Instance.from_document(VALID)] * 2
