@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from csf import bounds
 from csf._digest import (
     digest_from_env,
     parse_digest,
@@ -101,6 +102,10 @@ def _is_ip(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address], text: str)
     return True
 
 
+MAX_SECONDS = 86_400
+"""The longest timeout, wait or grace CSF takes: a day, as the timeout rule's timeout_ms."""
+
+
 def check_timeout(field_name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{field_name}: expected seconds as a number, got {quoted(value)}")
@@ -110,6 +115,8 @@ def check_timeout(field_name: str, value: object) -> float:
         raise ConfigError(
             f"{field_name}: must be a positive number of seconds, got {quoted(value)}"
         )
+    if value > MAX_SECONDS:
+        raise ConfigError(f"{field_name}: at most {MAX_SECONDS:,} seconds (a day), got {value!r}")
     return float(value)
 
 
@@ -178,7 +185,7 @@ class MethodConfig:
                 f"MethodConfig.hash_key: expected a function of the request, got {self.hash_key!r}"
             )
         if self.retries is not None:
-            check_count("MethodConfig.retries", self.retries)
+            bounds.RETRIES.check_whole("MethodConfig.retries", self.retries, ConfigError)
         if not isinstance(self.idempotent, bool):
             raise ConfigError(f"MethodConfig.idempotent: expected a bool, got {self.idempotent!r}")
         if self.cluster is not None:
@@ -227,7 +234,7 @@ class StubConfig:
             raise ConfigError(f"version: expected a string, got {self.version!r}")
         check_tags("tags", self.tags)
         check_timeout("timeout", self.timeout)
-        check_count("retries", self.retries)
+        bounds.RETRIES.check_whole("retries", self.retries, ConfigError)
         if self.hash_key is not None and not callable(self.hash_key):
             raise ConfigError(
                 f"hash_key: expected a function of the request, got {self.hash_key!r}"

@@ -56,6 +56,7 @@ from csf.registry import (
     Subscription,
     open_registry,
 )
+from csf.registry.rejections import Rejections
 from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule, RateLimitRule
 from csf.tls import TLSConfig
@@ -80,9 +81,9 @@ DEFAULT_MAX_METADATA_BYTES = 8 * 1024
 REGISTER_WAIT = 10.0
 
 
-def _registry(registry: str | Registry) -> Registry:
+def _registry(registry: str | Registry, rejections: Rejections) -> Registry:
     if isinstance(registry, str):
-        return open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT)
+        return open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT, rejections=rejections)
     if not isinstance(registry, Registry):
         raise ConfigError(
             f"registry: expected a zk:// or static:// URL or a csf.registry.Registry, "
@@ -162,7 +163,10 @@ class Server:
         self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
         self._guard_factories = resolve_guards(chain, guards)
         self._owns_registry = isinstance(registry, str)
-        self._registry = _registry(registry)
+        self._rejections = Rejections()
+        if self._telemetry.instruments is not None:
+            self._rejections.count_with(self._telemetry.instruments.registry_rejected)
+        self._registry = _registry(registry, self._rejections)
         self._tls = _checked(tls, TLSConfig, "tls")
         self._auth = _checked(auth, CallerAuth, "auth")
         needs_subscriptions = auth is not None and auth.require_subscription
@@ -274,7 +278,9 @@ class Server:
         found = self._rules.get(service)
         if found is None:
             kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND)
-            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
+            found = self._rules[service] = ServiceRules(
+                self._registry, self.tenant, service, kinds, rejections=self._rejections
+            )
         return found
 
     def _guards(self, spec: ProviderSpec, rules: ServiceRules, path: str) -> list[Guard]:

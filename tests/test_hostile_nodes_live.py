@@ -17,8 +17,9 @@ from kazoo.security import make_digest_acl
 from csf.registry import ZooKeeperRegistry
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
+from demo.providers import Greeter
 from tests.conftest import ProviderProcess, consumer_for, expire_session, push_rule, wait_until
-from tests.observability.memory import Telemetry
+from tests.observability.memory import Telemetry, server
 
 HUGE = "1" + "0" * 400
 DEEP = "[" * 30_000 + "]" * 30_000
@@ -147,3 +148,21 @@ async def test_hostile_nodes_are_skipped_told_once_and_real_changes_still_follow
 async def served_by(stub: greeter_pb2_grpc.GreeterStub, address: str) -> bool:
     replies = [await stub.SayHello(greeter_pb2.HelloRequest(name="x")) for _ in range(10)]
     return any(reply.served_by == address for reply in replies)
+
+
+async def test_a_provider_tells_and_counts_a_hostile_rule_once(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, telemetry: Telemetry
+) -> None:
+    servicer = Greeter(lambda: "here")
+    provider = server(zookeeper, tenant, servicer, telemetry)
+    async with provider:
+        push_rule(kazoo, tenant, "concurrency", b'{"schema": 1, "provider": Infinity}')
+
+        def counted() -> float:
+            return sum(p.value for p in telemetry.points("csf.registry.rejected"))
+
+        await wait_until(lambda: counted() == 1, 10, "the provider counting the rule")
+        push_rule(kazoo, tenant, "concurrency", b'{"schema": 1, "provider": 1e400}')
+        await wait_until(lambda: counted() == 2, 10, "the provider counting the new version")
+        [point] = telemetry.points("csf.registry.rejected")
+        assert dict(point.attributes) == {"csf.kind": "rule", "csf.reason": "format"}

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from csf._digest import parse_digest, read_digest_file
 from csf._exceptions import ConfigError
 from csf._json import load_json
 from csf.config import ZooKeeperURL, parse_registry_url
@@ -62,7 +63,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")
 class Options:
     zk: str
     tenant: str
-    digest: str | None
+    digest: tuple[str, str] | None
+    """Credentials given to the CLI itself; they win over the URL's and CSF_ZK_DIGEST."""
     json: bool
 
 
@@ -78,10 +80,8 @@ def registry_options(
     digest: Annotated[
         str | None,
         typer.Option(
-            envvar="CSF_ZK_DIGEST",
-            show_envvar=True,
-            help="user:password for an ACL-protected tenant (prefer the environment "
-            "variable or --digest-file: a command line is visible to every user).",
+            help="user:password for an ACL-protected tenant. Prefer CSF_ZK_DIGEST (used when "
+            "the URL has no digest) or --digest-file: a command line is visible to every user.",
         ),
     ] = None,
     digest_file: Annotated[
@@ -92,12 +92,18 @@ def registry_options(
     """Options shared by every command."""
     # kazoo narrates its reconnection attempts; errors here are one line of our own.
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-    if digest_file is not None:
-        source = ctx.get_parameter_source("digest")
-        if source is not None and source.name == "COMMANDLINE":
-            raise _fail("give one of --digest and --digest-file", USAGE)
-        digest = _read(digest_file, "--digest-file").decode("utf-8", "replace").rstrip("\r\n")
-    ctx.obj = Options(zk, tenant, digest, json_output)
+    if digest is not None and digest_file is not None:
+        raise _fail("give one of --digest and --digest-file", USAGE)
+    try:
+        if digest is not None:
+            credentials = parse_digest("--digest", digest)
+        elif digest_file is not None:
+            credentials = read_digest_file("--digest-file", str(digest_file))
+        else:
+            credentials = None
+    except ConfigError as exc:
+        raise _fail(str(exc), USAGE) from None
+    ctx.obj = Options(zk, tenant, credentials, json_output)
 
 
 def _one_line(message: str) -> str:
@@ -136,11 +142,8 @@ def _url(options: Options) -> ZooKeeperURL:
         raise _fail(f"--zk: {exc}", USAGE) from None
     if not isinstance(url, ZooKeeperURL):
         raise _fail("--zk: csf-registry needs a zk:// registry", USAGE)
-    if options.digest:
-        user, colon, password = options.digest.partition(":")
-        if not colon or not user:
-            raise _fail("--digest: expected user:password", USAGE)
-        url = replace(url, digest=(user, password))
+    if options.digest is not None:
+        url = replace(url, digest=options.digest)
     return url
 
 
