@@ -37,7 +37,7 @@ def _float(text: str) -> float:
     return value
 
 
-def load_json(data: bytes | str, limit: int) -> Any:
+def load_json(data: bytes, limit: int) -> Any:
     """A JSON value from at most `limit` bytes; ValueError saying what is wrong."""
     if len(data) > limit:
         raise ValueError(f"{len(data)} bytes is over {limit}")
@@ -53,9 +53,15 @@ def load_json(data: bytes | str, limit: int) -> Any:
         raise ValueError(f"not JSON ({exc})") from None
 
 
-def load_json_object(data: bytes | str, limit: int) -> dict[str, Any]:
+def load_json_object(data: bytes, limit: int) -> dict[str, Any]:
     """A JSON object from at most `limit` bytes; ValueError saying what is wrong."""
     document = load_json(data, limit)
     if not isinstance(document, dict):
         raise ValueError("expected a JSON object")
     return document
+
+
+def has_schema(document: dict[str, Any], expected: int) -> bool:
+    """Whether the document's `schema` is the number `expected` (JSON true is not 1)."""
+    schema = document.get("schema")
+    return type(schema) is int and schema == expected

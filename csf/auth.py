@@ -10,7 +10,7 @@ configured with `CallerAuth` checks it before the handler runs:
   PERMISSION_DENIED.
 
 A token is `<issued>.<64 lowercase hex digits>`, `issued` being whole Unix seconds in
-ASCII digits (at most 11); it is accepted within `max_skew` (at most MAX_SKEW seconds)
+ASCII digits (at most 11); it is accepted within `max_skew` (at most a day: bounds.SECONDS)
 either way of the provider's clock. Anything else, whatever its size or characters, is
 an invalid token: `verify` answers False, it never raises.
 
@@ -29,16 +29,15 @@ from typing import Any
 
 import grpc
 
+from csf import bounds
 from csf._exceptions import ConfigError
 from csf._handlers import OnEntry
-from csf.config import check_name, quoted
+from csf.config import check_name
 
 APP_KEY = "csf-app"
 TOKEN_KEY = "csf-token"
 TOKEN_RENEWAL = 60.0
 DEFAULT_MAX_SKEW = 300.0
-# A clock error beyond a day is no skew: a token that old is a replay.
-MAX_SKEW = 86_400.0
 _TOKEN = re.compile(r"([0-9]{1,11})\.[0-9a-f]{64}")
 
 Metadata = tuple[tuple[str, str], ...]
@@ -87,12 +86,8 @@ class CallerAuth:
             check_name("auth.secrets app", app)
             if not isinstance(secret, str) or len(secret) < 16:
                 raise ConfigError(f"auth.secrets[{app!r}]: expected a string of 16+ characters")
-        skew = self.max_skew
-        # `not 0 < skew` also refuses NaN.
-        if isinstance(skew, bool) or not isinstance(skew, int | float) or not 0 < skew <= MAX_SKEW:
-            raise ConfigError(
-                f"auth.max_skew: expected seconds in (0, {MAX_SKEW:g}], got {quoted(skew)}"
-            )
+        # A clock error beyond a day is no skew: a token that old is a replay.
+        bounds.SECONDS.check("auth.max_skew", self.max_skew, ConfigError)
 
     def __repr__(self) -> str:
         return (

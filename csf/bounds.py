@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from csf._quoted import quoted
+
 
 @dataclass(frozen=True, slots=True)
 class Bound:
@@ -35,7 +37,7 @@ class Bound:
             and self.low <= value <= self.high  # false for NaN, and for infinities
         ):
             return value
-        raise error(f"{where}: expected {self.describe()}, got {_shown(value)}")
+        raise error(f"{where}: expected {self.describe()}, got {quoted(value)}")
 
     def describe(self) -> str:
         kind = "a whole number" if self.whole else "a number"
@@ -44,13 +46,6 @@ class Bound:
 
 def _number(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, int) and value.bit_length() > 100:
-        return f"an integer of {value.bit_length()} bits"  # repr may refuse to print it
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 RATIO = Bound(0, 1)
@@ -84,5 +79,14 @@ START_TIME = Bound(0, 4_102_444_800)
 WARMUP_S = Bound(0, 86_400)
 """A provider's warm-up, seconds: at most a day."""
 
+SECONDS = Bound(0.001, 86_400)
+"""A timeout, wait or grace given in code (timeout=, startup_wait=, grace=), and the
+clock skew CallerAuth allows: at most a day."""
+SESSION_TIMEOUT = Bound(1, 600)
+"""A ZooKeeper session's timeout, seconds: shorter expires on any hiccup; ZooKeeper
+caps longer ones anyway."""
+
 MAX_ENTRIES = 1_000
 """Entries of any map in a rule (methods, groups, instances, tags)."""
+MAX_PROVIDERS = 1_000
+"""Providers a consumer keeps per service cluster, and instances a snapshot holds."""

@@ -7,7 +7,6 @@ so the rest of CSF can trust the values it is handed.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from csf._digest import (
     redact_url,
 )
 from csf._exceptions import ConfigError
+from csf._quoted import quoted
 
 DEFAULT_CLUSTER = "defaultCluster"
 DEFAULT_GROUP = "normal"
@@ -43,22 +43,12 @@ ZK_URL_FORM = (
     "[?session_timeout=S&digest=user:password|digest_file=/path]"
 )
 STATIC_URL_FORM = "static://host:port[,host:port...]"
-# A session shorter than a second expires on any hiccup; ZooKeeper caps long ones anyway.
-SESSION_TIMEOUT_RANGE = (1.0, 600.0)
 # Plain decimal seconds, as many places as a float's repr writes; no exponent, no sign.
 _SECONDS = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,17})?")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _MAX_HOST = 253
-# How much of a refused value an error message quotes: enough to recognise it, never a flood.
-_QUOTE_LIMIT = 80
-
-
-def quoted(value: object) -> str:
-    """`repr(value)`, cut to a bounded length for error messages."""
-    text = repr(value)
-    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 3] + "..."
 
 
 def check_name(field_name: str, value: object) -> str:
@@ -102,22 +92,9 @@ def _is_ip(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address], text: str)
     return True
 
 
-MAX_SECONDS = 86_400
-"""The longest timeout, wait or grace CSF takes: a day, as the timeout rule's timeout_ms."""
-
-
 def check_timeout(field_name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{field_name}: expected seconds as a number, got {quoted(value)}")
-    if isinstance(value, int) and value > 0 and value.bit_length() > 64:  # float() overflows
-        raise ConfigError(f"{field_name}: {quoted(value)} seconds is out of range")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(
-            f"{field_name}: must be a positive number of seconds, got {quoted(value)}"
-        )
-    if value > MAX_SECONDS:
-        raise ConfigError(f"{field_name}: at most {MAX_SECONDS:,} seconds (a day), got {value!r}")
-    return float(value)
+    """Seconds given in code: a timeout, wait or grace (bounds.SECONDS)."""
+    return bounds.SECONDS.check(field_name, value, ConfigError)
 
 
 def check_count(field_name: str, value: object, *, minimum: int = 0) -> int:
@@ -300,7 +277,7 @@ class StubConfig:
 @dataclass(frozen=True)
 class ZooKeeperURL:
     """A ZooKeeper ensemble: `zk://h1:2181,h2:2181[/chroot]?session_timeout=10&digest=u:pw`.
-    `session_timeout` is in SESSION_TIMEOUT_RANGE (seconds); the digest never shows in a
+    `session_timeout` is within bounds.SESSION_TIMEOUT (seconds); the digest never shows in a
     repr."""
 
     hosts: tuple[tuple[str, int], ...]
@@ -327,13 +304,7 @@ RegistryURL = ZooKeeperURL | StaticURL
 
 
 def check_session_timeout(value: object) -> float:
-    seconds = check_timeout("registry session_timeout", value)
-    low, high = SESSION_TIMEOUT_RANGE
-    if not low <= seconds <= high:
-        raise ConfigError(
-            f"registry session_timeout: {seconds!r} is outside {low:g}..{high:g} seconds"
-        )
-    return seconds
+    return bounds.SESSION_TIMEOUT.check("registry session_timeout", value, ConfigError)
 
 
 def parse_registry_url(url: object) -> RegistryURL:

@@ -36,6 +36,7 @@ from csf._invocation import (
     PickerRef,
     Selector,
 )
+from csf.bounds import MAX_PROVIDERS
 from csf.endpoint import Endpoint
 from csf.lb.warmup import warmed_weight, warming_left
 from csf.registry import Instance, Registry, ServiceKey
@@ -52,8 +53,6 @@ SNAPSHOT_INTERVAL = 1.0
 # While providers warm up, weights are recomputed this often (within these bounds).
 WARMUP_STEPS = 20
 WARMUP_REBUILD_BOUNDS = (0.5, 5.0)
-MAX_PROVIDERS = 1000
-"""Endpoints (each with its channel) one directory keeps; a longer list is left cut."""
 # Addresses named in one warning about providers left out; the count says the rest.
 LOGGED_ADDRESSES = 5
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 
 from csf import bounds
 from csf._exceptions import ConfigError
-from csf._json import load_json_object
+from csf._json import has_schema, load_json_object
 from csf.bounds import Bound
 from csf.config import check_name, parse_address
 
@@ -30,9 +30,8 @@ def _document(kind: str, data: bytes) -> dict[str, Any]:
         document = load_json_object(data, MAX_RULE_BYTES)
     except ValueError as exc:
         raise RuleError(f"{kind}: {exc}") from None
-    schema = document.get("schema")
-    if type(schema) is not int or schema != RULE_SCHEMA:  # JSON true is not 1
-        raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {schema!r}")
+    if not has_schema(document, RULE_SCHEMA):
+        raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {document.get('schema')!r}")
     return document
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import grpc
 
 from csf._exceptions import ConfigError
-from csf.config import check_host, quoted
+from csf._quoted import quoted
+from csf.config import check_host
 
 PathLike = str | os.PathLike[str]
 # A PEM bundle is kilobytes; reading stops here, so a wrong name (/dev/zero) cannot stall.

@@ -13,9 +13,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import csf
+from csf import bounds
 from csf.config import (
     DEFAULT_SESSION_TIMEOUT,
-    SESSION_TIMEOUT_RANGE,
     RegistryURL,
     StaticURL,
     ZooKeeperURL,
@@ -54,7 +54,7 @@ def assert_bounded(url: RegistryURL) -> None:
     if url.chroot:
         assert url.chroot[0] == "/", url
         assert all(NAME.fullmatch(segment) for segment in url.chroot[1:].split("/")), url
-    low, high = SESSION_TIMEOUT_RANGE
+    low, high = bounds.SESSION_TIMEOUT.low, bounds.SESSION_TIMEOUT.high
     assert math.isfinite(url.session_timeout) and low <= url.session_timeout <= high, url
     if url.digest is not None:
         user, password = url.digest
@@ -153,7 +153,7 @@ addresses = st.lists(st.tuples(hosts, st.integers(1, 65535)), min_size=1, max_si
 chroots = st.lists(st.from_regex(NAME, fullmatch=True), max_size=3).map(
     lambda names: "".join(f"/{name}" for name in names)
 )
-session_timeouts = st.floats(*SESSION_TIMEOUT_RANGE)
+session_timeouts = st.floats(bounds.SESSION_TIMEOUT.low, bounds.SESSION_TIMEOUT.high)
 # A digest is taken literally up to the next '&': '+' and '%' included.
 users = st.text(st.characters(blacklist_characters=":&"), min_size=1, max_size=12)
 passwords = st.text(st.characters(blacklist_characters="&"), min_size=1, max_size=12)
@@ -350,7 +350,7 @@ def test_a_session_timeout_the_parser_accepts_builds_a_server_or_is_a_config_err
         server = csf.Server(registry=text, tenant="TenantA", handle_signals=False)
     except csf.ConfigError as error:
         assert str(error).startswith("registry session_timeout:")
-        assert not SESSION_TIMEOUT_RANGE[0] <= session_timeout <= SESSION_TIMEOUT_RANGE[1]
+        assert not bounds.SESSION_TIMEOUT.low <= session_timeout <= bounds.SESSION_TIMEOUT.high
     else:
         assert isinstance(server.registry, ZooKeeperRegistry)
         assert server.registry.url.session_timeout == session_timeout

@@ -9,7 +9,9 @@ import pytest
 
 import csf
 from csf import bounds
+from csf.auth import CallerAuth
 from csf.bounds import Bound
+from csf.config import StubConfig, parse_registry_url
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.rules import parse_rule
 
@@ -51,6 +53,11 @@ FIELDS: dict[str, Bound] = {
     "pid": bounds.PID,
     "start_time": bounds.START_TIME,
     "warmup": bounds.WARMUP_S,
+    "timeout": bounds.SECONDS,
+    "startup_wait": bounds.SECONDS,
+    "grace": bounds.SECONDS,
+    "max_skew": bounds.SECONDS,
+    "session_timeout": bounds.SESSION_TIMEOUT,
 }
 
 
@@ -78,6 +85,11 @@ WHERE: dict[str, list[str]] = {
     "concurrency": ["max_wait_ms", "consumer", "provider"],
     "instance": ["port", "weight", "pid", "start_time", "warmup"],
     "provider": ["weight", "warmup", "executes"],
+    "stub": ["timeout", "retries"],
+    "method": ["timeout", "retries"],
+    "server": ["grace"],
+    "auth": ["max_skew"],
+    "url": ["session_timeout"],
 }  # fmt: skip
 
 
@@ -88,6 +100,16 @@ def _accepted(where: str, field: str, value: float) -> bool:
             Instance.from_json(json.dumps(document).encode())
         elif where == "provider":
             csf.provider(service="XIESR", **{field: value})
+        elif where == "stub":
+            StubConfig(service="XIESR", **{field: value})
+        elif where == "method":
+            csf.MethodConfig(**{field: value})
+        elif where == "server":
+            csf.Server(registry="static://127.0.0.1:1", tenant="T", **{field: value})
+        elif where == "auth":
+            CallerAuth(secrets={"app": "s" * 16}, max_skew=value)
+        elif where == "url":
+            parse_registry_url(f"zk://127.0.0.1:2181?session_timeout={value}")
         else:
             parse_rule(where, json.dumps({"schema": 1, field: value}).encode())
     except (csf.ConfigError, InstanceFormatError):

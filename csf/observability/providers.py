@@ -86,7 +86,7 @@ def meter_provider(config: ExportSettings, service_name: str) -> MeterProvider |
         try:
             start_http_server(config.prometheus_port, addr=config.prometheus_host)
         except OSError as error:  # taken, not ours, unknown host
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            reason = error.strerror or error
             raise ConfigError(
                 f"prometheus_port: cannot serve metrics on "
                 f"{config.prometheus_host}:{config.prometheus_port}: {reason}"

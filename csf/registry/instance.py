@@ -9,7 +9,7 @@ from typing import Any
 
 from csf import bounds
 from csf._exceptions import ConfigError
-from csf._json import load_json_object
+from csf._json import has_schema, load_json_object
 from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT, check_host
 
 INSTANCE_SCHEMA = 1
@@ -74,9 +74,8 @@ class Instance:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Instance:
         """An instance from its parsed JSON object; InstanceFormatError if it is wrong."""
-        schema = doc.get("schema")
-        if type(schema) is not int or schema != INSTANCE_SCHEMA:  # JSON true is not 1
-            raise InstanceFormatError(f"schema {schema!r}, expected {INSTANCE_SCHEMA}")
+        if not has_schema(doc, INSTANCE_SCHEMA):
+            raise InstanceFormatError(f"schema {doc.get('schema')!r}, expected {INSTANCE_SCHEMA}")
         services = _typed(doc, "services", dict, {})
         if not all(
             isinstance(methods, list) and all(isinstance(m, str) for m in methods)

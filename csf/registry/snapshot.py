@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import stat
 import tempfile
@@ -20,7 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from csf._json import load_json_object
+from csf._json import has_schema, load_json_object
+from csf.bounds import MAX_PROVIDERS
 from csf.registry._base import ServiceKey
 from csf.registry.instance import MAX_INSTANCE_BYTES, Instance, InstanceFormatError
 
@@ -31,9 +31,7 @@ MAX_SNAPSHOT_AGE = 7 * 24 * 3600.0
 """Seconds after which a snapshot is too old to start from: its providers are long gone."""
 MAX_CLOCK_SKEW = 300.0
 """A snapshot saved this far in the future (by the clock) is not trusted either."""
-MAX_SNAPSHOT_INSTANCES = 1000
-"""As many providers as a directory keeps (csf.directory.MAX_PROVIDERS)."""
-MAX_SNAPSHOT_BYTES = MAX_SNAPSHOT_INSTANCES * MAX_INSTANCE_BYTES
+MAX_SNAPSHOT_BYTES = MAX_PROVIDERS * MAX_INSTANCE_BYTES
 PRIVATE_MODE = 0o700
 
 
@@ -51,13 +49,11 @@ def parse_snapshot(data: bytes, now: float) -> list[Instance]:
         document = load_json_object(data, MAX_SNAPSHOT_BYTES)
     except ValueError as exc:
         raise SnapshotFormatError(str(exc)) from None
-    schema = document.get("schema")
-    if type(schema) is not int or schema != SNAPSHOT_SCHEMA:
-        raise SnapshotFormatError(f"schema {schema!r}, expected {SNAPSHOT_SCHEMA}")
+    if not has_schema(document, SNAPSHOT_SCHEMA):
+        raise SnapshotFormatError(f"schema {document.get('schema')!r}, expected {SNAPSHOT_SCHEMA}")
     saved_at = document.get("saved_at")
+    # load_json refuses NaN and infinities: a number here is a finite one.
     if not isinstance(saved_at, int | float) or isinstance(saved_at, bool):
-        raise SnapshotFormatError(f"saved_at {saved_at!r} is not a time")
-    if not math.isfinite(saved_at):
         raise SnapshotFormatError(f"saved_at {saved_at!r} is not a time")
     age = now - saved_at
     if age > MAX_SNAPSHOT_AGE or age < -MAX_CLOCK_SKEW:
@@ -65,8 +61,8 @@ def parse_snapshot(data: bytes, now: float) -> list[Instance]:
             f"saved {age / 3600:.0f} hours ago, outside 0..{MAX_SNAPSHOT_AGE / 3600:.0f}"
         )
     items = document.get("instances")
-    if not isinstance(items, list) or len(items) > MAX_SNAPSHOT_INSTANCES:
-        raise SnapshotFormatError(f"instances: expected a list of {MAX_SNAPSHOT_INSTANCES} at most")
+    if not isinstance(items, list) or len(items) > MAX_PROVIDERS:
+        raise SnapshotFormatError(f"instances: expected a list of {MAX_PROVIDERS} at most")
     instances = []
     for item in items:
         if not isinstance(item, dict):
