@@ -28,7 +28,6 @@ from csf.directory import Directory
 from csf.lifecycle import ServiceLifecycle
 from csf.observability import Observability
 from csf.registry import Registry, ServiceKey, open_registry
-from csf.registry.rejections import Rejections
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
 from csf.rule_set import ServiceRules
 from csf.tls import TLSConfig
@@ -82,15 +81,12 @@ class Consumer:
         self._tls = tls
         self._app_secret = app_secret
         self._startup_wait = check_timeout("startup_wait", startup_wait)
-        self._rejections = Rejections()
-        self._registry: Registry = open_registry(
-            registry, startup_wait=self._startup_wait, rejections=self._rejections
-        )
+        self._registry: Registry = open_registry(registry, startup_wait=self._startup_wait)
         self._filters = resolve_chain(chain, filters)
         self._telemetry = (observability or Observability()).resolve(self.app)
         self._unwatch_gauge: Callable[[], None] | None = None
         if self._telemetry.instruments is not None:
-            self._rejections.count_with(self._telemetry.instruments.registry_rejected)
+            self._registry.rejections.count_with(self._telemetry.instruments.registry_rejected)
             self._unwatch_gauge = self._telemetry.instruments.watch(
                 "providers", self._provider_counts
             )
@@ -156,11 +152,7 @@ class Consumer:
         found = self._rules.get(check_name("service", service))
         if found is None:
             found = self._rules[service] = ServiceRules(
-                self._registry,
-                self.tenant,
-                service,
-                startup_wait=self._startup_wait,
-                rejections=self._rejections,
+                self._registry, self.tenant, service, startup_wait=self._startup_wait
             )
         return found
 

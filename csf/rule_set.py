@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from csf._quoted import quoted
 from csf.config import DEFAULT_STARTUP_WAIT
 from csf.registry import Registry, Subscription
 from csf.registry.paths import rule_path
-from csf.registry.rejections import Rejections
 from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
 
 logger = logging.getLogger("csf.rules")
@@ -36,11 +36,10 @@ class ServiceRules:
         kinds: Iterable[str] = PARSERS,
         *,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
-        rejections: Rejections | None = None,
     ) -> None:
         self.where = f"{tenant}/{service}"
         self.rejected = 0
-        self._rejections = rejections if rejections is not None else Rejections()
+        self._rejections = registry.rejections
         self._paths = {kind: rule_path(tenant, service, kind) for kind in kinds}
         self.current: dict[str, Rule | None] = dict.fromkeys(self._paths)
         self._versions: dict[str, int] = dict.fromkeys(self.current, 0)
@@ -116,7 +115,7 @@ class ServiceRules:
             return
         self.current[kind] = rule
         self._versions[kind] = self._versions.get(kind, 0) + 1
-        logger.info("%s: %s rule now %s", self.where, kind, rule)
+        logger.info("%s: %s rule now %s", self.where, kind, quoted(rule))  # a line, not 16 kB
         for listener in list(self._listeners[kind]):
             try:
                 listener()
@@ -127,8 +126,8 @@ class ServiceRules:
         expected = isinstance(exc, RuleError)
         why = exc if expected else repr(exc)
         message = f"{self.where}: rejected {kind} rule: {why}; keeping the last good one"
-        reason = "format" if expected else "unexpected"
-        if self._rejections.refuse("rule", reason, self._paths[kind], data, message):
+        reason, bug = ("format", None) if expected else ("unexpected", exc)
+        if self._rejections.refuse("rule", reason, self._paths[kind], data, message, bug=bug):
             self.rejected += 1
 
     async def close(self) -> None:

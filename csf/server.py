@@ -56,7 +56,6 @@ from csf.registry import (
     Subscription,
     open_registry,
 )
-from csf.registry.rejections import Rejections
 from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule, RateLimitRule
 from csf.tls import TLSConfig
@@ -81,9 +80,9 @@ DEFAULT_MAX_METADATA_BYTES = 8 * 1024
 REGISTER_WAIT = 10.0
 
 
-def _registry(registry: str | Registry, rejections: Rejections) -> Registry:
+def _registry(registry: str | Registry) -> Registry:
     if isinstance(registry, str):
-        return open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT, rejections=rejections)
+        return open_registry(registry, startup_wait=DEFAULT_STARTUP_WAIT)
     if not isinstance(registry, Registry):
         raise ConfigError(
             f"registry: expected a zk:// or static:// URL or a csf.registry.Registry, "
@@ -163,10 +162,10 @@ class Server:
         self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
         self._guard_factories = resolve_guards(chain, guards)
         self._owns_registry = isinstance(registry, str)
-        self._rejections = Rejections()
+        self._registry = _registry(registry)
         if self._telemetry.instruments is not None:
-            self._rejections.count_with(self._telemetry.instruments.registry_rejected)
-        self._registry = _registry(registry, self._rejections)
+            # A registry it shares counts in the first owner's meter that asks.
+            self._registry.rejections.count_with(self._telemetry.instruments.registry_rejected)
         self._tls = _checked(tls, TLSConfig, "tls")
         self._auth = _checked(auth, CallerAuth, "auth")
         needs_subscriptions = auth is not None and auth.require_subscription
@@ -278,9 +277,7 @@ class Server:
         found = self._rules.get(service)
         if found is None:
             kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND)
-            found = self._rules[service] = ServiceRules(
-                self._registry, self.tenant, service, kinds, rejections=self._rejections
-            )
+            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
         return found
 
     def _guards(self, spec: ProviderSpec, rules: ServiceRules, path: str) -> list[Guard]:
@@ -323,15 +320,28 @@ class Server:
         return Registration(ServiceKey(self.tenant, spec.service, self.cluster), instance)
 
     async def _register_all(self) -> None:
+        """Register every (microservice, group) at once. One refused: the rest are
+        cancelled and all deregistered, and its error raised (start() fails whole)."""
         try:
-            async with asyncio.timeout(REGISTER_WAIT):
-                # All at once: each is kept as wanted state even if the wait runs out.
-                await asyncio.gather(*map(self._registry.register, self._registrations))
+            async with asyncio.timeout(REGISTER_WAIT), asyncio.TaskGroup() as group:
+                # Each is kept as wanted state even if the wait runs out.
+                for registration in self._registrations:
+                    group.create_task(self._registry.register(registration))
         except TimeoutError:
             logger.warning(
                 "registry unreachable: serving on %s unregistered; will register on reconnect",
                 self.address,
             )
+        except BaseExceptionGroup as failed:
+            await self._deregister_all()  # none stays wanted; one placed anyway goes
+            raise failed.exceptions[0]  # noqa: B904 - its own cause says why
+
+    async def _deregister_all(self) -> None:
+        for registration in self._registrations:
+            try:
+                await asyncio.wait_for(self._registry.deregister(registration), self.grace)
+            except Exception as exc:  # the session's end removes the node anyway
+                logger.warning("deregistering %s failed: %r", registration.path, exc)
 
     def _install_signal_handlers(self) -> None:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():
@@ -359,11 +369,7 @@ class Server:
         for signum in self._signals:
             loop.remove_signal_handler(signum)
         try:
-            for registration in self._registrations:
-                try:
-                    await asyncio.wait_for(self._registry.deregister(registration), self.grace)
-                except Exception as exc:  # the session's end removes the node anyway
-                    logger.warning("deregistering %s failed: %r", registration.path, exc)
+            await self._deregister_all()
             if self._server is not None and self.deregister_wait:
                 # Consumers keep sending until their watch fires; serve them meanwhile.
                 await asyncio.sleep(self.deregister_wait)

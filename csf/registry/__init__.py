@@ -25,6 +25,7 @@ __all__ = [
     "ProviderListener",
     "Registration",
     "Registry",
+    "Rejections",
     "RuleListener",
     "ServiceKey",
     "StaticRegistry",
@@ -35,12 +36,9 @@ __all__ = [
 ]
 
 
-def open_registry(
-    url: str, *, startup_wait: float, rejections: Rejections | None = None
-) -> Registry:
-    """The registry a `registry=` URL names; raises ConfigError for a bad URL. Items it
-    refuses are told through `rejections`."""
+def open_registry(url: str, *, startup_wait: float) -> Registry:
+    """The registry a `registry=` URL names; raises ConfigError for a bad URL."""
     parsed = parse_registry_url(url)
     if isinstance(parsed, StaticURL):
         return StaticRegistry(parsed)
-    return ZooKeeperRegistry(parsed, startup_wait=startup_wait, rejections=rejections)
+    return ZooKeeperRegistry(parsed, startup_wait=startup_wait)

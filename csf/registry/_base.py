@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from csf.registry.instance import Instance
 from csf.registry.paths import instance_path
+from csf.registry.rejections import Rejections
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,11 @@ class Registry(Protocol):
     @property
     def holds_subscriptions(self) -> bool:
         """Whether it keeps which apps may call a service (`subscribe_subscribers`)."""
+
+    @property
+    def rejections(self) -> Rejections:
+        """The items it read and refused, each told (logged, counted) once; the rules
+        read through it tell theirs here too. Its owner says where to count them."""
 
     async def start(self) -> None: ...
 

@@ -15,6 +15,7 @@ from csf.registry._base import (
     Subscription,
 )
 from csf.registry.instance import Instance
+from csf.registry.rejections import Rejections
 
 
 class _StaticSubscription:
@@ -31,6 +32,7 @@ class StaticRegistry:
 
     def __init__(self, url: StaticURL) -> None:
         self._instances = tuple(Instance(host=host, port=port) for host, port in url.addresses)
+        self.rejections = Rejections()  # it reads nothing, so refuses nothing
 
     async def start(self) -> None:
         pass

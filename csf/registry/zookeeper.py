@@ -19,6 +19,7 @@ kazoo's `*_async` form turned into an asyncio future, and every kazoo callback
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -74,8 +75,8 @@ _REFUSED_BACKOFF = (1.0, 30.0)
 _TRANSIENT = (ConnectionLoss, SessionExpiredError, OperationTimeoutError)
 
 
-def _backoff(failures: int, bounds: tuple[float, float] = _RELIST_BACKOFF) -> float:
-    low, high = bounds
+def _backoff(failures: int, window: tuple[float, float] = _RELIST_BACKOFF) -> float:
+    low, high = window
     return random.uniform(0, min(high, low * 2 ** min(failures, 32)))
 
 
@@ -91,21 +92,21 @@ def _reason(exc: BaseException) -> str:
 class ZooKeeperRegistry:
     holds_subscriptions = True
 
-    def __init__(
-        self, url: ZooKeeperURL, *, startup_wait: float = 0.5, rejections: Rejections | None = None
-    ) -> None:
+    def __init__(self, url: ZooKeeperURL, *, startup_wait: float = 0.5) -> None:
         self.url = url
         self._startup_wait = startup_wait
         self.client = kazoo_client(url, KazooRetry(**_CONNECTION_RETRY))
         self.own_acl = tenant_acl(url)
         self._closed_tenant = self.own_acl is not None
-        self.rejections = rejections if rejections is not None else Rejections()
+        self.rejections = Rejections()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
         self._registrations: dict[str, Registration] = {}
-        # path -> held while one attempt to write its node runs (deregister waits for it).
+        # path -> held while one attempt to write or delete its node runs. Kept for the
+        # registry's life: a lock dropped while held would let a second one run beside it.
         self._attempts: dict[str, asyncio.Lock] = {}
         self._unplaceable: set[str] = set()
+        self._ensuring: set[str] = set()  # paths an _ensure loop is placing now
         self._watches: set[_Watch] = set()
         self._maintenance: asyncio.Task[None] | None = None
 
@@ -160,6 +161,8 @@ class ZooKeeperRegistry:
 
     async def _ensure_all(self) -> None:
         for registration in list(self._registrations.values()):
+            if registration.path in self._ensuring:
+                continue  # register() is still placing it: a second loop would double its tries
             try:
                 await self._ensure(registration)
             except (KazooException, RegistryError) as exc:
@@ -197,7 +200,6 @@ class ZooKeeperRegistry:
         self._unplaceable.discard(path)
         # An attempt in flight may be creating the node right now: let it end first.
         async with self._attempt_lock(path):
-            self._attempts.pop(path, None)
             if not self._connected.is_set():
                 return  # the session's end removes the ephemeral node
             try:
@@ -222,6 +224,14 @@ class ZooKeeperRegistry:
         refuses, or when a node above it belongs to another identity.
         """
         path = registration.path
+        self._ensuring.add(path)
+        try:
+            await self._ensure_placed(registration)
+        finally:
+            self._ensuring.discard(path)
+
+    async def _ensure_placed(self, registration: Registration) -> None:
+        path = registration.path
         failures = 0
         while True:
             await self._connected.wait()
@@ -245,7 +255,7 @@ class ZooKeeperRegistry:
             if path not in self._unplaceable:  # told once, however many attempts wait on it
                 self._unplaceable.add(path)
                 logger.warning("cannot place %s yet (%s); retrying with back-off", path, blocked)
-            await asyncio.sleep(_backoff(failures))
+            await asyncio.sleep(_backoff(failures, _REFUSED_BACKOFF))
 
     async def _attempt(self, registration: Registration) -> str | None:
         """One try at placing the node; None when done, else why it could not be."""
@@ -277,10 +287,21 @@ class ZooKeeperRegistry:
                     "is not the tenant's own"
                 )
 
+    async def _create(self, path: str, data: bytes) -> None:
+        """Create the ephemeral node, and its parents if missing. Not kazoo's makepath:
+        it sends the create after the parents by itself, even once this attempt was
+        cancelled and its lock released; here every request is one await."""
+        create = functools.partial(self.client.create_async, path, data, ephemeral=True)
+        try:
+            await self.call(create())
+        except NoNodeError:
+            await self.call(self.client.ensure_path_async(path.rsplit("/", 1)[0]))
+            await self.call(create())
+
     async def _ensure_once(self, path: str, data: bytes) -> str | None:
         """One attempt; None when placed, else why the node must be tried again."""
         try:
-            await self.call(self.client.create_async(path, data, ephemeral=True, makepath=True))
+            await self._create(path, data)
             logger.info("registered %s", path)
             return None
         except NodeExistsError:
@@ -401,7 +422,9 @@ class _Watch(ABC):
     def _tell_refused_read(self, exc: Exception) -> None:
         message = f"reading {self._what} failed ({exc!r}); keeping the last view, will retry"
         item = ("read", self._what)
-        self._registry.rejections.refuse(self.KIND, _reason(exc), item, repr(exc), message)
+        reason = _reason(exc)
+        bug = exc if reason == "unexpected" else None
+        self._registry.rejections.refuse(self.KIND, reason, item, repr(exc), message, bug=bug)
 
     @abstractmethod
     async def _read_and_deliver(self) -> None: ...
@@ -450,9 +473,11 @@ class _LifecycleWatch(_RuleWatch):
         try:
             status = parse_status(data)
         except Exception as exc:
-            reason = "format" if isinstance(exc, LifecycleFormatError) else "unexpected"
+            expected = isinstance(exc, LifecycleFormatError)
+            reason, bug = ("format", None) if expected else ("unexpected", exc)
             message = f"descriptor at {self._path} ignored ({exc}); last good status kept"
-            self._registry.rejections.refuse(self.KIND, reason, self._path, data, message)
+            rejections = self._registry.rejections
+            rejections.refuse(self.KIND, reason, self._path, data, message, bug=bug)
             return
         self._registry.rejections.forget(self._path)
         self._deliver_status(status)
@@ -488,7 +513,8 @@ class _ProviderWatch(_Watch):
 
     An instance that cannot be read or parsed, or (for a tenant with credentials) whose
     ACL is not the tenant's, is skipped alone: told once per version, left out (or kept
-    at its last good data), and read again only when it changes.
+    at its last good data), and read again only when it changes. One ZooKeeper refuses
+    to read (NoAuth) is also read again on a slow timer: an ACL change fires no watch.
     """
 
     KIND = "instance"
@@ -511,7 +537,18 @@ class _ProviderWatch(_Watch):
         self._instances: dict[str, Instance] = {}
         self._malformed: set[str] = set()
         self._changed: set[str] = set()
+        # Instance and group paths ZooKeeper refused to read, and the timer that reads
+        # them again.
+        self._unreadable: set[str] = set()
+        self._unreadable_groups: set[str] = set()
+        self._rereads = 0
+        self._reread: asyncio.TimerHandle | None = None
         super().__init__(registry, self._root)
+
+    async def cancel(self) -> None:
+        if self._reread is not None:
+            self._reread.cancel()
+        await super().cancel()
 
     def relist_all(self) -> None:
         """Forget every cached read; the next listing fetches all again."""
@@ -547,13 +584,39 @@ class _ProviderWatch(_Watch):
     async def _read_and_deliver(self) -> None:
         stale, self._stale = self._stale, set()
         changed, self._changed = self._changed, set()
+        rereading_only = (
+            bool(stale or changed)
+            and stale <= self._unreadable_groups
+            and changed <= self._unreadable
+        )
         try:
             instances = await self._list(stale, changed)
         except BaseException:
             self._stale |= stale  # read again next time
             self._changed |= changed
             raise
+        self._schedule_reread()
+        if rereading_only and stale <= self._unreadable_groups and changed <= self._unreadable:
+            return  # still unreadable, all of them: nothing new to tell
         self._listener.on_providers(instances)
+
+    def _schedule_reread(self) -> None:
+        """Read the unreadable nodes again later, slower and slower while they stay so."""
+        if not self._unreadable and not self._unreadable_groups:
+            self._rereads = 0
+            if self._reread is not None:
+                self._reread.cancel()
+                self._reread = None
+        elif self._reread is None:
+            delay = _backoff(self._rereads, _REFUSED_BACKOFF)
+            self._rereads += 1
+            self._reread = self._loop.call_later(delay, self._read_unreadable_again)
+
+    def _read_unreadable_again(self) -> None:
+        self._reread = None
+        self._changed.update(self._unreadable)
+        self._stale.update(self._unreadable_groups)
+        self._dirty.set()
 
     async def _list(self, stale: set[str], changed: set[str]) -> Sequence[Instance]:
         groups = set(self._groups)
@@ -564,6 +627,7 @@ class _ProviderWatch(_Watch):
             groups = {f"{self._root}/{name}" for name in names}
             for gone in set(self._groups).difference(groups):
                 del self._groups[gone]
+            self._unreadable_groups.intersection_update(groups)
             stale.update(groups.difference(self._groups))
         relisted = list(stale & groups)
         listings = await asyncio.gather(*(self._children(path) for path in relisted))
@@ -575,6 +639,7 @@ class _ProviderWatch(_Watch):
         paths = {f"{group}/{name}" for group, names in self._groups.items() for name in names}
         for gone in set(self._instances).difference(paths):
             del self._instances[gone]
+        self._unreadable.intersection_update(paths)
         for gone in self._malformed.difference(paths):
             self._registry.rejections.forget(gone)
         self._malformed.intersection_update(paths)
@@ -599,12 +664,28 @@ class _ProviderWatch(_Watch):
         return groups
 
     async def _children(self, path: str) -> list[str] | None:
+        """A group's instance names; None when it is gone. A group ZooKeeper refuses to
+        list (another identity's node) keeps its last listing, is told once and read
+        again with the unreadable instances: it never stops the others being listed."""
+        registry = self._registry
         try:
-            names: list[str] = await self._registry.call(
-                self._registry.client.get_children_async(path, self._watcher)
+            names: list[str] = await registry.call(
+                registry.client.get_children_async(path, self._watcher)
             )
         except NoNodeError:
+            self._unreadable_groups.discard(path)
             return None
+        except _TRANSIENT:
+            raise
+        except KazooException as exc:
+            self._unreadable_groups.add(path)
+            message = f"cannot list group {path}: {exc!r}"
+            registry.rejections.refuse("instance", _reason(exc), path, "unreadable", message)
+            await registry.call(registry.client.exists_async(path, self._watcher))
+            return self._groups.get(path, [])
+        if path in self._unreadable_groups:
+            self._unreadable_groups.discard(path)
+            registry.rejections.forget(path)
         return names
 
     async def _fetch(self, path: str) -> tuple[bytes, Hashable] | None:
@@ -615,14 +696,17 @@ class _ProviderWatch(_Watch):
             if registry.own_acl is not None:
                 acls, stat = await registry.call(registry.client.get_acls_async(path))
         except NoNodeError:
+            self._unreadable.discard(path)
             return None
         except _TRANSIENT:
             raise
         except KazooException as exc:
+            self._unreadable.add(path)
             self._skip(path, _reason(exc), "unreadable", f"cannot read {path}: {exc!r}")
             # The refused read left no watch; this one hears the node change or go.
             await registry.call(registry.client.exists_async(path, self._watcher))
             return None
+        self._unreadable.discard(path)
         version = (stat.mzxid, stat.aversion)
         if registry.own_acl is not None and not is_own_acl(acls, registry.own_acl):
             message = f"ignoring {path}: its ACL {describe_acls(acls)} is not the tenant's own"
@@ -641,16 +725,23 @@ class _ProviderWatch(_Watch):
         except Exception as exc:  # whatever one node holds, only that node is skipped
             expected = isinstance(exc, InstanceFormatError)
             message = f"skipping malformed instance at {path}: {exc if expected else repr(exc)}"
-            reason = "format" if expected else "unexpected"
-            self._skip(path, reason, version, message)
+            reason, bug = ("format", None) if expected else ("unexpected", exc)
+            self._skip(path, reason, version, message, bug)
             return
         self._malformed.discard(path)
         self._registry.rejections.forget(path)
         self._instances[path] = instance
 
-    def _skip(self, path: str, reason: str, version: Hashable, message: str) -> None:
+    def _skip(
+        self,
+        path: str,
+        reason: str,
+        version: Hashable,
+        message: str,
+        bug: BaseException | None = None,
+    ) -> None:
         """Leave `path` out until it changes (its last good data, if any, stays)."""
         self._malformed.add(path)
         if path in self._instances:
             message += " (keeping its last good data)"
-        self._registry.rejections.refuse(self.KIND, reason, path, version, message)
+        self._registry.rejections.refuse(self.KIND, reason, path, version, message, bug=bug)

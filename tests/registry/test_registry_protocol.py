@@ -17,6 +17,7 @@ from csf.registry import (
     ProviderListener,
     Registration,
     Registry,
+    Rejections,
     RuleListener,
     ServiceKey,
     StaticRegistry,
@@ -59,6 +60,7 @@ class MemoryRegistry:
         self.instances: dict[str, Instance] = {}
         self.subscribers = subscribers
         self.closed = False
+        self.rejections = Rejections()
 
     async def start(self) -> None:
         pass

@@ -188,3 +188,43 @@ async def test_audit_lists_every_node_whose_acl_is_not_exactly_the_tenants_own(
         await asyncio.to_thread(client.close)
     listed = {node["path"].rsplit("/", 1)[-1] for node in found}
     assert listed == set(odd), found
+
+
+async def test_a_server_refused_one_group_fails_to_start_and_leaves_no_node(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
+) -> None:
+    url = zk_url(f"{zookeeper.url}?digest={A_DIGEST}")
+    user, password = A_DIGEST.split(":")
+    not_only_own = [
+        make_digest_acl(user, password, all=True),
+        ACL(Permissions.READ, ANYONE_ID_UNSAFE),
+    ]
+    cluster = f"{service_path(tenant, 'XIESR')}/clusters/defaultCluster"
+    client = kazoo_client(url)
+    await asyncio.to_thread(client.start, 10)
+    registry = ZooKeeperRegistry(url)  # shared: its session outlives the server
+    await registry.start()
+    try:
+        await asyncio.to_thread(ensure_shared_parents, client)
+        await asyncio.to_thread(client.ensure_path, cluster)
+        await asyncio.to_thread(client.create, f"{cluster}/gray", b"", acl=not_only_own)
+        server = greeter_server(registry, tenant)  # type: ignore[arg-type]
+        server.add(greeter_variant(group="gray")(lambda: server.address))
+        with pytest.raises(RegistryError, match=f"{cluster}/gray"):
+            await server.start()
+        normal = f"{cluster}/normal/{server.address}"
+        for _ in range(20):  # and the other group's node never appears
+            assert await asyncio.to_thread(kazoo.exists, normal) is None
+            await asyncio.sleep(0.05)
+        # Nor after the shared registry's next session: it was not left as wanted.
+        session = registry.session_id
+        await asyncio.to_thread(expire_session, zookeeper.hosts, registry.client)
+        await wait_until(lambda: registry.session_id not in (None, session), 20, "a new session")
+        await registry.wait_connected()
+        for _ in range(20):
+            assert await asyncio.to_thread(kazoo.exists, normal) is None
+            await asyncio.sleep(0.05)
+    finally:
+        await registry.close()
+        await asyncio.to_thread(client.stop)
+        await asyncio.to_thread(client.close)

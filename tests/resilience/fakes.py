@@ -14,6 +14,7 @@ from csf._invocation import Clock, MethodContext, MethodState
 from csf.config import MethodSettings
 from csf.observability import OFF, Telemetry
 from csf.registry._base import RuleListener
+from csf.registry.rejections import Rejections
 from csf.rule_set import ServiceRules
 
 METHOD = "/p.S/M"
@@ -29,6 +30,7 @@ class RuleFeed:
 
     def __init__(self) -> None:
         self.listeners: dict[str, RuleListener] = {}
+        self.rejections = Rejections()
 
     def subscribe_rule(
         self, tenant: str, service: str, kind: str, listener: RuleListener
