@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions, make_digest_acl
 
@@ -93,22 +93,29 @@ def audit(client: KazooClient, tenant: str) -> Iterator[dict[str, Any]]:
     """Every node under the tenant (itself included) whose ACL is not exactly the tenant's
     own, with its ACL: open to anyone in any way, `ip:` entries, other identities, missing
     permissions. The tenant's own ACL is the one `client` creates nodes with
-    (`kazoo_client`); without credentials there is none and every node is listed. Needs
-    the tenant's credentials when its nodes are closed (else NoAuthError)."""
+    (`kazoo_client`); without credentials there is none and every node is listed. A node
+    under the tenant's that the credentials may not read is listed as `unreadable` (with
+    what of its ACL could be read), and nothing under it is audited. NoAuthError for the
+    tenant's node itself: the credentials are wrong or missing."""
     own = client.default_acl
-    pending = [tenant_path(tenant)]
+    root = tenant_path(tenant)
+    pending = [root]
     while pending:
         path = pending.pop()
+        acls: list[ACL] = []
         try:
             acls, _ = client.get_acls(path)
+            children = client.get_children(path)
         except NoNodeError:
+            continue
+        except NoAuthError:
+            if path == root:
+                raise
+            yield {"path": path, "acl": describe_acls(acls), "unreadable": True}
             continue
         if not is_own_acl(acls, own):
-            yield {"path": path, "acl": describe_acls(acls)}
-        try:
-            pending += [f"{path}/{child}" for child in sorted(client.get_children(path))]
-        except NoNodeError:
-            continue
+            yield {"path": path, "acl": describe_acls(acls), "unreadable": False}
+        pending += [f"{path}/{child}" for child in sorted(children)]
 
 
 def _entries(acls: Sequence[ACL]) -> set[tuple[str, str, int]]:

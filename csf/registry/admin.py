@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 from kazoo.exceptions import (
     BadVersionError,
+    ConnectionLoss,
     KazooException,
     NoAuthError,
     NodeExistsError,
     NoNodeError,
     RolledBackError,
+    SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
@@ -29,6 +31,7 @@ from csf.config import ZooKeeperURL, check_name
 from csf.registry.access import audit, ensure_shared_parents, kazoo_client, tenant_acl
 from csf.registry.descriptors import ServiceDescriptor
 from csf.registry.instance import Instance, InstanceFormatError
+from csf.registry.lifecycle import STATUSES
 from csf.registry.paths import rule_path, service_path, tenant_path
 from csf.rules import PARSERS, RuleError, parse_rule
 
@@ -44,7 +47,6 @@ LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
     "offline": (frozenset({"online", "open"}), "offline"),
     "deregister": (frozenset({"registered", "offline"}), "deregistered"),
 }
-LIFECYCLE_STATUSES = frozenset({"registered", "online", "open", "offline", "deregistered"})
 
 
 class RegistryUnreachable(RegistryError):
@@ -122,10 +124,11 @@ class RegistryAdmin:
         return service_path(self.tenant, check_name("service", service))
 
     def _call(self, operation: Callable[..., T], path: str, *args: Any, **kwargs: Any) -> T:
-        """A kazoo node operation; NoNodeError passes, other refusals name the node."""
+        """A kazoo node operation; NoNodeError and a lost session pass (the CLI says
+        ZooKeeper was lost), other refusals name the node."""
         try:
             return operation(path, *args, **kwargs)
-        except NoNodeError:
+        except (NoNodeError, ConnectionLoss, SessionExpiredError):
             raise
         except KazooException as exc:
             raise self.refusal(path, exc) from None
@@ -140,13 +143,10 @@ class RegistryAdmin:
                 self._call(self.client.exists, path, watch=watch)
             return []
 
-    def _get(self, path: str) -> tuple[bytes, Any]:
-        data, stat = self._call(self.client.get, path)
-        return data, stat
-
     def _document(self, path: str) -> Any:
+        """The node's JSON document; None when it is missing or not JSON CSF could use."""
         try:
-            data, _ = self._get(path)
+            data, _ = self._call(self.client.get, path)
         except NoNodeError:
             return None
         return _json(data)
@@ -183,9 +183,9 @@ class RegistryAdmin:
                 )
             self._plan_parents(transaction, path, planned)
             try:
-                data, stat = self._get(path)
+                data, stat = self._call(self.client.get, path)
                 status = _object(data).get("status", "registered")
-                if status not in LIFECYCLE_STATUSES or status == "deregistered":
+                if status not in STATUSES or status == "deregistered":
                     status = "registered"
                 body = json.dumps(descriptor.to_document(status)).encode()
                 transaction.set_data(path, body, stat.version)
@@ -213,14 +213,9 @@ class RegistryAdmin:
 
     def descriptors(self, service: str) -> dict[str, dict[str, Any]]:
         base = f"{self._service(service)}/services"
-        return {name: self._descriptor(f"{base}/{name}") for name in self._children(base)}
-
-    def _descriptor(self, path: str) -> dict[str, Any]:
-        try:
-            data, _ = self._get(path)
-        except NoNodeError:
-            return {}
-        return _object(data)
+        documents = {name: self._document(f"{base}/{name}") for name in self._children(base)}
+        # Another writer's garbage shows as a descriptor with no status.
+        return {name: doc if isinstance(doc, dict) else {} for name, doc in documents.items()}
 
     def transition(self, service: str, action: str, grpc_service: str | None = None) -> list[str]:
         """Move the service's gRPC services (or one) through `action`; all or nothing."""
@@ -233,12 +228,12 @@ class RegistryAdmin:
         for name in names:
             path = f"{base}/{name}"
             try:
-                data, stat = self._get(path)
+                data, stat = self._call(self.client.get, path)
             except NoNodeError:
                 raise Refused(f"{service} has no service {name}") from None
             document = _object(data)
             status = document.get("status")
-            if status not in LIFECYCLE_STATUSES:
+            if status not in STATUSES:
                 raise Refused(f"{path} holds no valid descriptor: import it again")
             if status not in sources:
                 allowed = " or ".join(sorted(sources))
@@ -269,6 +264,13 @@ class RegistryAdmin:
             self._call(self.client.delete, path)
         except NoNodeError:
             raise Refused(f"{app} is not subscribed to {service}") from None
+
+    def existing(self, service: str) -> str:
+        """`service`, if the tenant has a node for it; else Refused, so that a view of a
+        misspelt service is an error, not an empty table."""
+        if self._call(self.client.exists, self._service(service)) is None:
+            raise Refused(f"{service} is not a service of tenant {self.tenant}: no node for it")
+        return service
 
     def subscriptions(self, service: str) -> list[str]:
         return self._children(f"{self._service(service)}/subscriptions")
@@ -360,11 +362,15 @@ class RegistryAdmin:
         for cluster in self._children(clusters, watch):
             for group in self._children(f"{clusters}/{cluster}", watch):
                 group_path = f"{clusters}/{cluster}/{group}"
-                for address in self._children(group_path, watch):
+                try:
+                    addresses = self._children(group_path, watch)
+                except Refused:  # not the tenant's node (audit lists it): it hides no other
+                    continue
+                for address in addresses:
                     try:
-                        data, _ = self._get(f"{group_path}/{address}")
+                        data, _ = self._call(self.client.get, f"{group_path}/{address}")
                         instance = Instance.from_json(data)
-                    except (NoNodeError, InstanceFormatError):
+                    except (NoNodeError, InstanceFormatError, Refused):
                         continue
                     found.append({
                         "cluster": cluster,
@@ -391,8 +397,12 @@ class RegistryAdmin:
         }
 
     def audit(self) -> list[dict[str, Any]]:
-        """Nodes under the tenant that anyone may read (`world:anyone`), with their ACLs."""
-        return list(audit(self.client, self.tenant))
+        """Nodes under the tenant whose ACL is not exactly the tenant's own, and nodes its
+        credentials may not read (csf.registry.access.audit)."""
+        try:
+            return list(audit(self.client, self.tenant))
+        except NoAuthError as exc:  # raised for the tenant's node alone
+            raise self.refusal(tenant_path(self.tenant), exc) from None
 
     def watch(
         self, service: str, report: Callable[[list[dict[str, Any]]], None], stop: threading.Event

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -32,7 +33,6 @@ from csf._json import load_json
 from csf.config import ZooKeeperURL, parse_registry_url
 from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin, RegistryUnreachable
 from csf.registry.descriptors import export, parse
-from csf.registry.paths import tenant_path
 
 T = TypeVar("T")
 REFUSED, USAGE, UNREACHABLE, FOUND_OPEN = 1, 2, 3, 4
@@ -43,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # help paragraphs rewrapped, not cut at source lines
 )
 rule_app = typer.Typer(help="Governance rules under configs/<kind>.", no_args_is_help=True)
 app.add_typer(rule_app, name="rule")
@@ -56,7 +57,6 @@ def _console(width: int | None = None) -> Console:
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_TABLE_WIDTH = 100_000
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine output (JSON).")]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def registry_options(
     digest_file: Annotated[
         Path | None, typer.Option(help="A file holding user:password (see --digest).")
     ] = None,
-    json_output: JsonFlag = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine output (JSON).")] = False,
 ) -> None:
     """Options shared by every command."""
     # kazoo narrates its reconnection attempts; errors here are one line of our own.
@@ -111,7 +111,7 @@ def _one_line(message: str) -> str:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"csf-registry: {_one_line(message)}", err=True)
+    typer.echo(f"csf-registry: {_printable(_one_line(message))}", err=True)
     return typer.Exit(code)
 
 
@@ -129,10 +129,17 @@ def _read(file: Path, what: str) -> bytes:
     return data
 
 
-def _machine_output(ctx: typer.Context, json_output: bool) -> None:
-    """`--json` given after the command counts as given before it."""
-    if json_output:
+def _machine_output(ctx: typer.Context, given: bool) -> bool:
+    """A command's `--json`: given after the command, it counts as given before it (the
+    shared options ran first and made ctx.obj)."""
+    if given:
         ctx.obj = replace(ctx.obj, json=True)
+    return given
+
+
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Machine output (JSON).", callback=_machine_output)
+]
 
 
 def _url(options: Options) -> ZooKeeperURL:
@@ -148,23 +155,21 @@ def _url(options: Options) -> ZooKeeperURL:
 
 
 def _run(ctx: typer.Context, action: Callable[[RegistryAdmin], T]) -> T:
-    """Run `action` on a connected admin; errors become one line and an exit code."""
+    """Run `action` on a connected admin; errors become one line and an exit code. The
+    admin names the node of each refusal; a kazoo error it did not map names none."""
     options: Options = ctx.obj
     url = _url(options)
     try:
         with RegistryAdmin(url, options.tenant) as admin:
-            try:
-                return action(admin)
-            except (ConnectionLoss, SessionExpiredError):
-                raise RegistryUnreachable(f"lost ZooKeeper at {url.connect_string}") from None
-            except KazooException as exc:
-                raise admin.refusal(tenant_path(admin.tenant), exc) from None
+            return action(admin)
     except RegistryUnreachable as exc:
         raise _fail(str(exc), UNREACHABLE) from None
+    except (ConnectionLoss, SessionExpiredError):
+        raise _fail(f"lost ZooKeeper at {url.connect_string}", UNREACHABLE) from None
     except (Refused, ConfigError) as exc:
         raise _fail(str(exc), REFUSED) from None
     except KazooException as exc:
-        raise _fail(f"ZooKeeper refused the session ({type(exc).__name__})", REFUSED) from None
+        raise _fail(f"ZooKeeper refused the operation ({type(exc).__name__})", REFUSED) from None
 
 
 def _show(
@@ -182,12 +187,22 @@ def _show(
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title)
+    table = Table(title=_printable(title))
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+        table.add_row(*(_printable(str(cell)) for cell in row))
     return table
+
+
+# C0 and C1 controls (ESC starts terminal escape sequences) and the bidi overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """Text with control characters written as escapes, so that data from ZooKeeper
+    cannot move the cursor, clear the screen or retitle the operator's terminal."""
+    return _CONTROL.sub(lambda found: ascii(found.group())[1:-1], text)
 
 
 # -- descriptors --------------------------------------------------------------------------
@@ -226,7 +241,6 @@ def import_command(
 ) -> None:
     """Store descriptors under services/ (new ones registered; a re-import keeps the
     status, and brings a deregistered service back to registered), all or nothing."""
-    _machine_output(ctx, json_output)
     data = _read(file, "import")
     try:
         descriptors = parse(load_json(data, MAX_FILE_BYTES))
@@ -247,7 +261,6 @@ def _lifecycle(action: str) -> None:
         ] = None,
         json_output: JsonFlag = False,
     ) -> None:
-        _machine_output(ctx, json_output)
         names = _run(ctx, lambda admin: admin.transition(service, action, grpc_service))
         rows = [[name, target] for name in names]
         _show(ctx, dict(rows), lambda: _table(f"{service}: {action}", ["service", "status"], rows))
@@ -271,7 +284,6 @@ def subscribe(
     json_output: JsonFlag = False,
 ) -> None:
     """Let APP call SERVICE (it must be open)."""
-    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.subscribe(app_name, service))
     _show(
         ctx,
@@ -288,7 +300,6 @@ def unsubscribe(
     json_output: JsonFlag = False,
 ) -> None:
     """Stop APP calling SERVICE."""
-    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.unsubscribe(app_name, service))
     _show(
         ctx,
@@ -300,8 +311,7 @@ def unsubscribe(
 @app.command()
 def subscriptions(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """The apps subscribed to SERVICE."""
-    _machine_output(ctx, json_output)
-    apps = _run(ctx, lambda admin: admin.subscriptions(service))
+    apps = _run(ctx, lambda admin: admin.subscriptions(admin.existing(service)))
     _show(ctx, apps, lambda: _table(f"{service} subscribers", ["app"], [[a] for a in apps]))
 
 
@@ -335,7 +345,6 @@ def rule_set(
 @rule_app.command("get")
 def rule_get(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag = False) -> None:
     """Show one rule."""
-    _machine_output(ctx, json_output)
     rule = _run(ctx, lambda admin: admin.get_rule(service, kind))
     _show(ctx, rule, lambda: json.dumps(rule, indent=2))
 
@@ -343,7 +352,6 @@ def rule_get(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag 
 @rule_app.command("rm")
 def rule_rm(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag = False) -> None:
     """Remove one rule (its defaults apply again)."""
-    _machine_output(ctx, json_output)
     _run(ctx, lambda admin: admin.remove_rule(service, kind))
     _show(ctx, {"removed": kind}, lambda: f"{service} {kind} rule removed")
 
@@ -351,8 +359,7 @@ def rule_rm(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag =
 @rule_app.command("ls")
 def rule_ls(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """Every rule of SERVICE."""
-    _machine_output(ctx, json_output)
-    rules = _run(ctx, lambda admin: admin.rules(service))
+    rules = _run(ctx, lambda admin: admin.rules(admin.existing(service)))
     rows = [[kind, json.dumps(doc)] for kind, doc in rules.items()]
     _show(ctx, rules, lambda: _table(f"{service} rules", ["kind", "rule"], rows))
 
@@ -369,7 +376,6 @@ def ls(
     json_output: JsonFlag = False,
 ) -> None:
     """The children of PATH (default: the tenant's node; nothing outside it)."""
-    _machine_output(ctx, json_output)
 
     def children_of(admin: RegistryAdmin) -> tuple[str, list[str]]:
         where = admin.node(path)
@@ -392,8 +398,7 @@ PROVIDER_COLUMNS = ["cluster", "group", "provider", "weight", "version", "uptime
 @app.command()
 def providers(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """The provider instances of SERVICE."""
-    _machine_output(ctx, json_output)
-    found = _run(ctx, lambda admin: admin.providers(service))
+    found = _run(ctx, lambda admin: admin.providers(admin.existing(service)))
     _show(
         ctx, found, lambda: _table(f"{service} providers", PROVIDER_COLUMNS, _provider_rows(found))
     )
@@ -402,19 +407,18 @@ def providers(ctx: typer.Context, service: str, json_output: JsonFlag = False) -
 @app.command()
 def tree(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """SERVICE at a glance: providers, gRPC services with status, rules, subscribers."""
-    _machine_output(ctx, json_output)
-    view = _run(ctx, lambda admin: admin.tree(service))
+    view = _run(ctx, lambda admin: admin.tree(admin.existing(service)))
 
     def render() -> Table:
         table = _table(
             f"{ctx.obj.tenant}/{service}", PROVIDER_COLUMNS, _provider_rows(view["providers"])
         )
         for name, status in view["services"].items():
-            table.add_row("service", name, str(status), "", "", "")
+            table.add_row("service", _printable(name), _printable(str(status)), "", "", "")
         for kind, rule in view["rules"].items():
-            table.add_row("rule", kind, json.dumps(rule), "", "", "")
+            table.add_row("rule", _printable(kind), json.dumps(rule), "", "", "")
         for subscriber in view["subscriptions"]:
-            table.add_row("subscriber", subscriber, "", "", "", "")
+            table.add_row("subscriber", _printable(subscriber), "", "", "", "")
         return table
 
     _show(ctx, view, render)
@@ -423,11 +427,14 @@ def tree(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> Non
 @app.command()
 def audit(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List every node under the tenant whose ACL is not exactly the tenant's own: open to
-    anyone, ip: entries, other identities (exit 4 if any). Give the tenant's credentials
-    with --digest."""
-    _machine_output(ctx, json_output)
+    anyone, ip: entries, other identities, and nodes the credentials may not read (exit 4
+    if any). Give the tenant's credentials with --digest."""
     found = _run(ctx, lambda admin: admin.audit())
-    rows = [[node["path"], " ".join(node["acl"])] for node in found]
+    unreadable = "(unreadable with these credentials: nothing under it audited)"
+    rows = [
+        [node["path"], " ".join([*node["acl"], *([unreadable] if node["unreadable"] else [])])]
+        for node in found
+    ]
     title = f"{ctx.obj.tenant}: {len(found)} nodes whose ACL is not the tenant's own"
     _show(ctx, found, lambda: _table(title, ["znode", "acl"], rows))
     if found:
@@ -438,7 +445,6 @@ def audit(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 def watch(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> None:
     """Print SERVICE's providers now and on every change, until interrupted (--json: one
     line of JSON a report)."""
-    _machine_output(ctx, json_output)
     stop = threading.Event()
 
     def report(found: list[dict[str, Any]]) -> None:

@@ -11,45 +11,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import pytest
 from google.protobuf import descriptor_pb2
 from kazoo.client import KazooClient
-from typer.testing import CliRunner
 
 import csf
-from csf.registry.cli import app
 from csf.testing.zookeeper import LocalZooKeeper, free_port
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
 from tests.conftest import consumer_for, greeter_server, wait_until
+from tests.registry.conftest import Cli
 
 GREETER_METHODS = {"SayHello", "StreamHellos", "CollectHellos", "Chat"}
-
-
-class Cli:
-    def __init__(self, zookeeper: LocalZooKeeper, tenant: str) -> None:
-        self.base = ["--zk", zookeeper.url, "--tenant", tenant]
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = self.runner.invoke(app, [*self.base, *args])
-        assert result.exit_code == code, (result.stdout, result.stderr)
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self("--json", *args).stdout)
-
-
-@pytest.fixture
-def cli(zookeeper: LocalZooKeeper, tenant: str) -> Cli:
-    return Cli(zookeeper, tenant)
-
-
-@pytest.fixture
-def descriptor(tmp_path: Path, cli: Cli) -> Path:
-    path = tmp_path / "xiesr.json"
-    cli("export", "demo.providers", "-o", str(path))
-    return path
 
 
 def test_export_writes_a_descriptor_whose_protos_parse_back(descriptor: Path) -> None:

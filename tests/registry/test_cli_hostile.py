@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import ConnectionLoss, NoAuthError
 from kazoo.security import make_digest_acl
 
 from csf.config import parse_registry_url
@@ -21,23 +22,11 @@ from csf.registry.admin import RegistryAdmin
 from csf.registry.cli import app
 from csf.registry.instance import Instance
 from csf.testing.zookeeper import LocalZooKeeper
-from tests.registry.test_cli import Cli
+from tests.registry.conftest import Cli
 from tests.strategies import DEEP, nested
 
 GREETER_SERVICES = {"demo.Greeter": ("SayHello", "StreamHellos", "CollectHellos", "Chat")}
 BREAKER = '{"schema": 1, "force": "open"}'
-
-
-@pytest.fixture
-def cli(zookeeper: LocalZooKeeper, tenant: str) -> Cli:
-    return Cli(zookeeper, tenant)
-
-
-@pytest.fixture
-def descriptor(tmp_path: Path, cli: Cli) -> Path:
-    path = tmp_path / "xiesr.json"
-    cli("export", "demo.providers", "-o", str(path))
-    return path
 
 
 def base(tenant: str) -> str:
@@ -289,3 +278,92 @@ def test_export_of_two_versions_of_one_service_is_refused_naming_it(
     monkeypatch.setattr(sys, "path", list(sys.path))
     refused = one_line(cli("export", "two_versions_of_xiesr", code=1).stderr)
     assert "demo.Greeter of XIESR: two provider classes describe it differently" in refused
+
+
+def test_audit_lists_a_node_it_may_not_read_by_its_own_path(
+    cli: Cli, kazoo: KazooClient, tenant: str
+) -> None:
+    """A node under the tenant that another identity owns is listed as unreadable, by its
+    path, and the rest is audited; only the tenant's own node refused is a refusal."""
+    alice = ("--digest", "alice:secret-a")
+    cli(*alice, "rule", "set", "XIESR", "breaker", "--json", BREAKER, "--force")
+    kazoo.add_auth("digest", "alice:secret-a")
+    planted = f"{base(tenant)}/configs/planted"
+    kazoo.create(planted, b"", acl=[make_digest_acl("bob", "secret-b", all=True)])
+    kazoo.create(f"{base(tenant)}/open", b"")  # kazoo's default: open to anyone
+    result = cli(*alice, "--json", "audit", code=4)
+    assert result.stderr == ""
+    found = {node["path"]: node for node in json.loads(result.stdout)}
+    assert set(found) == {planted, f"{base(tenant)}/open"}, found
+    assert found[planted]["unreadable"] and not found[f"{base(tenant)}/open"]["unreadable"]
+    table = cli(*alice, "audit", code=4).stdout
+    assert planted in table and "unreadable with these credentials" in table
+    refused = one_line(cli("--digest", "bob:secret-b", "audit", code=1).stderr)
+    assert f"ZooKeeper refused /busidomain/csf/{tenant}: the digest" in refused, refused
+
+
+def test_zookeeper_lost_during_a_command_is_unreachable_not_a_refusal(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 3 (unreachable), not 1 (refused): a script may retry a lost connection."""
+
+    def lost(*args: object, **kwargs: object) -> None:
+        raise ConnectionLoss()
+
+    monkeypatch.setattr(KazooClient, "get_children", lost)
+    lost_line = one_line(cli("ls", code=3).stderr)
+    assert "lost ZooKeeper at 127.0.0.1:" in lost_line, lost_line
+
+
+def test_a_kazoo_error_no_node_was_named_for_names_none(
+    cli: Cli, descriptor: Path, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's last resort does not guess a node (it used to blame the tenant's)."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise NoAuthError()
+
+    monkeypatch.setattr(KazooClient, "transaction", refused)
+    line = one_line(cli("import", str(descriptor), code=1).stderr)
+    assert "ZooKeeper refused the operation (NoAuthError)" in line and tenant not in line, line
+
+
+def test_control_characters_from_zookeeper_reach_the_terminal_escaped(
+    cli: Cli, kazoo: KazooClient, tenant: str
+) -> None:
+    """An escape sequence planted in a node could clear the operator's screen or retitle
+    the terminal: it is printed as the text `\\x1b...`, never as the byte."""
+    planted = "1.0\x1b[2J\x1b]0;pwned\x07\u202e"
+    data = {"schema": 1, "host": "127.0.0.1", "port": 50051, "version": planted}
+    kazoo.create(
+        f"{base(tenant)}/clusters/defaultCluster/normal/127.0.0.1:50051",
+        json.dumps(data).encode(),
+        makepath=True,
+    )
+    for command in ("providers", "tree"):
+        shown = cli(command, "XIESR").stdout
+        assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, command
+        assert "1.0\\x1b[2J\\x1b]0;pwned\\x07\\u202e" in shown.replace("\n", ""), shown
+
+
+def test_a_group_node_the_tenant_may_not_read_hides_no_provider(
+    cli: Cli, kazoo: KazooClient, tenant: str
+) -> None:
+    """Another identity's node beside the real groups (audit lists it) is passed over."""
+    cluster = f"{base(tenant)}/clusters/defaultCluster"
+    data = {"schema": 1, "host": "127.0.0.1", "port": 50051}
+    kazoo.create(f"{cluster}/normal/127.0.0.1:50051", json.dumps(data).encode(), makepath=True)
+    kazoo.create(f"{cluster}/planted", b"", acl=[make_digest_acl("bob", "secret-b", all=True)])
+    kazoo.create(f"{cluster}/normal/127.0.0.1:1", b"", acl=[make_digest_acl("bob", "b", all=True)])
+    found = json.loads(cli("--json", "providers", "XIESR").stdout)
+    assert [(p["group"], p["address"]) for p in found] == [("normal", "127.0.0.1:50051")]
+
+
+def test_a_view_of_a_misspelt_service_is_refused_not_an_empty_table(
+    cli: Cli, kazoo: KazooClient, tenant: str
+) -> None:
+    kazoo.create(f"{base(tenant)}/subscriptions/order-web", makepath=True)
+    assert cli("subscriptions", "XIESR").stdout.count("order-web") == 1
+    for command in (["providers"], ["tree"], ["subscriptions"], ["rule", "ls"]):
+        refused = one_line(cli(*command, "XIESRR", code=1).stderr)
+        assert f"XIESRR is not a service of tenant {tenant}" in refused, (command, refused)

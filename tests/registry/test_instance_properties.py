@@ -1,12 +1,9 @@
-"""Instance data read from provider znodes and from the consumer's snapshot files, as
-properties: any bytes and any JSON give an instance with bounded, finite numbers, or
-InstanceFormatError (a snapshot: the instances, or None); generated instances survive
-to_json -> from_json and save -> load unchanged."""
+"""Instance data read from provider znodes, as properties: any bytes and any JSON give an
+instance with bounded, finite numbers, or InstanceFormatError; generated instances
+survive to_json -> from_json unchanged. (Snapshot files: test_snapshot_properties.py.)"""
 
 import json
 import math
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +12,7 @@ from hypothesis import strategies as st
 
 from csf import bounds
 from csf.config import check_host
-from csf.registry import ServiceKey
 from csf.registry.instance import Instance, InstanceFormatError
-from csf.registry.snapshot import SnapshotStore
 from tests.strategies import (
     DEEP,
     HUGE,
@@ -33,7 +28,6 @@ FIELDS = [
     "host", "port", "weight", "version", "group", "tags", "services", "pid", "start_time",
     "warmup", "tls",
 ]  # fmt: skip
-KEY = ServiceKey("TenantA", "XIESR", "defaultCluster")
 
 
 def assert_bounded(instance: Instance) -> None:
@@ -149,63 +143,6 @@ def test_an_instance_survives_to_json_and_from_json(instance: Instance) -> None:
     assert Instance.from_json(instance.to_json()) == instance
 
 
-# -- snapshot files: SnapshotStore.load ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> SnapshotStore:
-    return SnapshotStore(tmp_path_factory.mktemp("snapshots"))
-
-
-def load_from(store: SnapshotStore, data: bytes) -> list[Instance] | None:
-    """What the consumer makes of a snapshot file holding `data`: never an exception."""
-    path = store.path(KEY)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    loaded = store.load(KEY)
-    for instance in loaded or ():
-        assert_bounded(instance)
-    return loaded
-
-
-@given(data=st.binary(max_size=300))
-@examples(75)
-@example(data=b"[]")
-@example(data=b'{"schema": 1, "instances": 5}')
-def test_any_snapshot_file_gives_bounded_instances_or_none(
-    store: SnapshotStore, data: bytes
-) -> None:
-    load_from(store, data)
-
-
-@given(
-    snapshot=st.builds(
-        lambda schema, items: {"schema": schema, "saved_at": time.time(), "instances": items},
-        st.sampled_from([1, 1, 1, 2]),
-        st.lists(instance_documents(tame_numbers), max_size=3) | json_values(),
-    )
-    | json_values()
-)
-@examples(50)
-def test_any_json_in_a_snapshot_file_gives_bounded_instances_or_none(
-    store: SnapshotStore, snapshot: Any
-) -> None:
-    loaded = load_from(store, encoded(snapshot))
-    if loaded is not None:
-        assert snapshot["schema"] == 1 and len(loaded) == len(snapshot["instances"])
-
-
-@given(saved=st.lists(instances, max_size=4))
-@examples(50)
-def test_saved_instances_load_back_unchanged(store: SnapshotStore, saved: list[Instance]) -> None:
-    store.save(KEY, saved)
-    assert store.load(KEY) == saved
-
-
-def test_a_missing_snapshot_is_none(tmp_path: Path) -> None:
-    assert SnapshotStore(tmp_path).load(KEY) is None
-
-
 # -- hostile numbers, nesting and schemas ---------------------------------------------------
 
 VALID = json.loads(Instance(host="127.0.0.1", port=50051).to_json())
@@ -244,29 +181,6 @@ def test_integers_of_hundreds_of_digits_in_an_instance_are_refused(field: str, v
 def test_deeply_nested_instance_data_is_an_instance_format_error(depth: int) -> None:
     with pytest.raises(InstanceFormatError):
         Instance.from_json(nested(depth, b'{"schema": 1, "tags": ', b"}"))
-
-
-@given(
-    data=st.one_of(
-        st.sampled_from(NUMBERS).map(
-            lambda field: encoded(
-                {"schema": 1, "saved_at": time.time(), "instances": [{**VALID, field: HUGE}]}
-            )
-        ),
-        st.integers(1, 100_000).map(lambda depth: nested(depth, b'{"schema": 1, "x": ', b"}")),
-    )
-)
-@examples(30)
-@example(
-    data=encoded(
-        {"schema": 1, "saved_at": time.time(), "instances": [{**VALID, "start_time": HUGE}]}
-    )
-)
-@example(data=nested(DEEP))
-def test_a_snapshot_with_hostile_numbers_or_nesting_is_ignored(
-    store: SnapshotStore, data: bytes
-) -> None:
-    assert load_from(store, data) is None
 
 
 def test_an_instance_with_a_schema_of_true_is_refused() -> None:

@@ -2,6 +2,7 @@
 nesting, wrong types) load as a list of valid instances or as None, never an exception."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +16,22 @@ from csf.registry.snapshot import (
     SnapshotStore,
     parse_snapshot,
 )
-from tests.registry.test_instance_properties import assert_bounded
-from tests.strategies import DEEP, HUGE, encoded, examples, hostile_numbers, json_values, nested
+from tests.registry.test_instance_properties import (
+    NUMBERS,
+    assert_bounded,
+    instance_documents,
+    instances,
+)
+from tests.strategies import (
+    DEEP,
+    HUGE,
+    encoded,
+    examples,
+    hostile_numbers,
+    json_values,
+    nested,
+    tame_numbers,
+)
 
 KEY = ServiceKey("TenantA", "XIESR", "defaultCluster")
 VALID = Instance(host="127.0.0.1", port=50051).to_document()
@@ -111,3 +126,67 @@ def test_any_snapshot_document_parses_as_valid_instances_or_an_error(
 def test_valid_instances_in_a_fresh_snapshot_load(store: SnapshotStore) -> None:
     document = {"schema": 1, "saved_at": time.time(), "instances": [VALID, VALID]}
     assert load_from(store, encoded(document)) == [Instance.from_document(VALID)] * 2
+
+
+# -- snapshot files as SnapshotStore reads and writes them ---------------------------------
+
+
+@given(data=st.binary(max_size=300))
+@examples(75)
+@example(data=b"[]")
+@example(data=b'{"schema": 1, "instances": 5}')
+def test_any_snapshot_file_gives_bounded_instances_or_none(
+    store: SnapshotStore, data: bytes
+) -> None:
+    load_from(store, data)
+
+
+@given(
+    snapshot=st.builds(
+        lambda schema, items: {"schema": schema, "saved_at": time.time(), "instances": items},
+        st.sampled_from([1, 1, 1, 2]),
+        st.lists(instance_documents(tame_numbers), max_size=3) | json_values(),
+    )
+    | json_values()
+)
+@examples(50)
+def test_any_json_in_a_snapshot_file_gives_bounded_instances_or_none(
+    store: SnapshotStore, snapshot: Any
+) -> None:
+    loaded = load_from(store, encoded(snapshot))
+    if loaded is not None:
+        assert snapshot["schema"] == 1 and len(loaded) == len(snapshot["instances"])
+
+
+@given(saved=st.lists(instances, max_size=4))
+@examples(50)
+def test_saved_instances_load_back_unchanged(store: SnapshotStore, saved: list[Instance]) -> None:
+    store.save(KEY, saved)
+    assert store.load(KEY) == saved
+
+
+def test_a_missing_snapshot_is_none(tmp_path: Path) -> None:
+    assert SnapshotStore(tmp_path).load(KEY) is None
+
+
+@given(
+    data=st.one_of(
+        st.sampled_from(NUMBERS).map(
+            lambda field: encoded(
+                {"schema": 1, "saved_at": time.time(), "instances": [{**VALID, field: HUGE}]}
+            )
+        ),
+        st.integers(1, 100_000).map(lambda depth: nested(depth, b'{"schema": 1, "x": ', b"}")),
+    )
+)
+@examples(30)
+@example(
+    data=encoded(
+        {"schema": 1, "saved_at": time.time(), "instances": [{**VALID, "start_time": HUGE}]}
+    )
+)
+@example(data=nested(DEEP))
+def test_a_snapshot_with_hostile_numbers_or_nesting_is_ignored(
+    store: SnapshotStore, data: bytes
+) -> None:
+    assert load_from(store, data) is None
