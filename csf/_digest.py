@@ -60,14 +60,17 @@ def digest_from_env() -> tuple[str, str] | None:
     return parse_digest(DIGEST_ENV, text) if text else None
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
 def redact_url(url: str) -> str:
     """`url` with whatever may be a password masked: `digest=user:***`, `zk://***@host`,
     `zk://h:1,user:***`. A well-formed URL without credentials comes out unchanged. By
     URL syntax, a password typed in the location ends at '@' or '?'."""
     location, question, query = url.partition("?")
     scheme, sep, rest = location.partition("://")
-    if not sep:
-        scheme, rest = "", location
+    if not sep or not _SCHEME.fullmatch(scheme):  # "zk:/digest=u:pw://" has none
+        scheme, sep, rest = "", "", location
     _, at, tail = rest.rpartition("@")
     if at:
         rest = MASK + at + tail

@@ -169,9 +169,12 @@ def test_a_token_from_beyond_the_largest_skew_is_refused_even_with_that_skew(off
     assert auth.verify("T", "S", "order-web", sign(SECRET, "order-web", "T", "S", now)) is True
 
 
-@pytest.mark.parametrize("skew", [0, -1, bounds.SECONDS.high + 1, math.inf, math.nan, 10**400, "300", True])
+@pytest.mark.parametrize(
+    "skew", [0, -1, bounds.SECONDS.high + 1, math.inf, math.nan, 10**400, "300", True]
+)
 def test_a_max_skew_outside_its_range_is_refused(skew: object) -> None:
-    with pytest.raises(csf.ConfigError, match=r"^auth\.max_skew: expected a number from 0\.001 to 86,400, got "):
+    refused = r"^auth\.max_skew: expected a number from 0\.001 to 86,400, got "
+    with pytest.raises(csf.ConfigError, match=refused):
         CallerAuth(secrets={"order-web": SECRET}, max_skew=skew)  # type: ignore[arg-type]
 
 

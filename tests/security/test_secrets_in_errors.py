@@ -142,6 +142,7 @@ url_pieces = st.text(string.ascii_letters + string.digits + ":/?&=,@.[]%+", max_
 @examples(1_000)
 @example(before="h:1?", key="digest", password="Zq:secret", after="", scheme="zk://")
 @example(before="", key="", password="Zqu:pw", after="@h:1", scheme="zk://")
+@example(before="", key="digest=", password="Zq000://", after="", scheme="zk:/")
 @example(before="h:1,", key="digest=", password="Zqu:pw", after="", scheme="static://")
 def test_no_registry_url_error_quotes_a_password_however_the_url_is_mangled(
     before: str, key: str, password: str, after: str, scheme: str
