@@ -6,7 +6,7 @@ in flight keeps a new registration of the same path waiting, so the node is not 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from csf.testing.zookeeper import LocalZooKeeper
 from tests.conftest import wait_until
 
 STRANGER = "mallory:not-the-tenant"
+THEIRS = [make_digest_acl(*STRANGER.split(":"), all=True)]
 
 
 class Recorder:
@@ -123,31 +124,38 @@ async def test_a_bug_met_parsing_an_instance_is_told_once_with_its_traceback(
     assert told.exc_info is not None and isinstance(told.exc_info[1], ZeroDivisionError)
 
 
+@pytest.fixture
+async def stranger(zookeeper: LocalZooKeeper) -> AsyncIterator[KazooClient]:
+    """A client of another identity, whose nodes the tenant may not read."""
+    client = KazooClient(hosts=zookeeper.hosts, auth_data=[("digest", STRANGER)])
+    await asyncio.to_thread(client.start, 10)
+    yield client
+    await asyncio.to_thread(client.stop)
+    await asyncio.to_thread(client.close)
+
+
+@pytest.fixture
+async def registry(zookeeper: LocalZooKeeper) -> AsyncIterator[ZooKeeperRegistry]:
+    found = ZooKeeperRegistry(zk_url(zookeeper.url))
+    yield found
+    await found.close()
+
+
 async def test_an_unreadable_instance_is_used_once_its_acl_is_opened(
-    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
+    kazoo: KazooClient, stranger: KazooClient, registry: ZooKeeperRegistry, tenant: str
 ) -> None:
     good_path, good = instance_node(tenant, 61211)
     locked_path, locked = instance_node(tenant, 61212)
-    stranger = KazooClient(hosts=zookeeper.hosts, auth_data=[("digest", STRANGER)])
-    await asyncio.to_thread(stranger.start, 10)
-    registry = ZooKeeperRegistry(zk_url(zookeeper.url))
-    try:
-        await asyncio.to_thread(kazoo.create, good_path, good, makepath=True)
-        theirs = [make_digest_acl(*STRANGER.split(":"), all=True)]
-        await asyncio.to_thread(stranger.create, locked_path, locked, acl=theirs)
-        await registry.start()
-        recorder = Recorder()
-        key = ServiceKey(tenant, "XIESR", "defaultCluster")
-        subscription = registry.subscribe(key, recorder)
-        await wait_until(lambda: recorder.ports == {61211}, 10, "the readable one listed")
-        await asyncio.to_thread(stranger.set_acls, locked_path, OPEN_ACL_UNSAFE)
-        # No watch fires on an ACL change: the slow re-read finds it (first delays <= 1+2 s).
-        await wait_until(lambda: recorder.ports == {61211, 61212}, 6, "the opened one used")
-        await subscription.cancel()
-    finally:
-        await registry.close()
-        await asyncio.to_thread(stranger.stop)
-        await asyncio.to_thread(stranger.close)
+    await asyncio.to_thread(kazoo.create, good_path, good, makepath=True)
+    await asyncio.to_thread(stranger.create, locked_path, locked, acl=THEIRS)
+    await registry.start()
+    recorder = Recorder()
+    subscription = registry.subscribe(ServiceKey(tenant, "XIESR", "defaultCluster"), recorder)
+    await wait_until(lambda: recorder.ports == {61211}, 10, "the readable one listed")
+    await asyncio.to_thread(stranger.set_acls, locked_path, OPEN_ACL_UNSAFE)
+    # No watch fires on an ACL change: the slow re-read finds it (first delays <= 1+2 s).
+    await wait_until(lambda: recorder.ports == {61211, 61212}, 6, "the opened one used")
+    await subscription.cancel()
 
 
 async def test_a_registration_waits_for_a_deregistration_of_its_path_in_flight(
@@ -197,36 +205,26 @@ async def test_a_registration_waits_for_a_deregistration_of_its_path_in_flight(
 
 
 async def test_a_group_node_it_may_not_list_stops_no_change_in_the_cluster(
-    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
+    kazoo: KazooClient, stranger: KazooClient, registry: ZooKeeperRegistry, tenant: str
 ) -> None:
     """Another identity's node beside the real groups: the groups it may list are
     followed as before, and the group is used once its ACL is opened."""
     first_path, first = instance_node(tenant, 61231)
     second_path, second = instance_node(tenant, 61232)
     planted = first_path.rsplit("/", 2)[0] + "/planted"
-    stranger = KazooClient(hosts=zookeeper.hosts, auth_data=[("digest", STRANGER)])
-    await asyncio.to_thread(stranger.start, 10)
-    registry = ZooKeeperRegistry(zk_url(zookeeper.url))
-    try:
-        await asyncio.to_thread(kazoo.create, first_path, first, makepath=True)
-        theirs = [make_digest_acl(*STRANGER.split(":"), all=True)]
-        await asyncio.to_thread(stranger.create, planted, b"", acl=theirs)
-        await registry.start()
-        recorder = Recorder()
-        key = ServiceKey(tenant, "XIESR", "defaultCluster")
-        subscription = registry.subscribe(key, recorder)
-        await wait_until(lambda: recorder.ports == {61231}, 10, "the readable group listed")
-        await asyncio.to_thread(kazoo.create, second_path, second)
-        await wait_until(lambda: recorder.ports == {61231, 61232}, 5, "a new provider seen")
-        await asyncio.to_thread(kazoo.delete, first_path)
-        await wait_until(lambda: recorder.ports == {61232}, 5, "a provider gone seen")
-        inside = Instance(host="127.0.0.1", port=61233, group="planted", start_time=time.time())
-        await asyncio.to_thread(stranger.create, f"{planted}/{inside.address}", inside.to_json())
-        await asyncio.to_thread(stranger.set_acls, planted, OPEN_ACL_UNSAFE)
-        # No watch fires on an ACL change: the slow re-read finds it (first delays <= 1+2 s).
-        await wait_until(lambda: recorder.ports == {61232, 61233}, 6, "the opened group used")
-        await subscription.cancel()
-    finally:
-        await registry.close()
-        await asyncio.to_thread(stranger.stop)
-        await asyncio.to_thread(stranger.close)
+    await asyncio.to_thread(kazoo.create, first_path, first, makepath=True)
+    await asyncio.to_thread(stranger.create, planted, b"", acl=THEIRS)
+    await registry.start()
+    recorder = Recorder()
+    subscription = registry.subscribe(ServiceKey(tenant, "XIESR", "defaultCluster"), recorder)
+    await wait_until(lambda: recorder.ports == {61231}, 10, "the readable group listed")
+    await asyncio.to_thread(kazoo.create, second_path, second)
+    await wait_until(lambda: recorder.ports == {61231, 61232}, 5, "a new provider seen")
+    await asyncio.to_thread(kazoo.delete, first_path)
+    await wait_until(lambda: recorder.ports == {61232}, 5, "a provider gone seen")
+    inside = Instance(host="127.0.0.1", port=61233, group="planted", start_time=time.time())
+    await asyncio.to_thread(stranger.create, f"{planted}/{inside.address}", inside.to_json())
+    await asyncio.to_thread(stranger.set_acls, planted, OPEN_ACL_UNSAFE)
+    # No watch fires on an ACL change: the slow re-read finds it (first delays <= 1+2 s).
+    await wait_until(lambda: recorder.ports == {61232, 61233}, 6, "the opened group used")
+    await subscription.cancel()
