@@ -19,6 +19,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor
 
 from csf._exceptions import ConfigError
+from csf._json import has_schema
 from csf.config import check_name
 from csf.provider import ProviderSpec, _HandlerRecorder, find_add_function
 
@@ -148,7 +149,7 @@ def export(targets: Iterable[str]) -> dict[str, Any]:
 
 def parse(document: object) -> list[ServiceDescriptor]:
     """Validate a descriptor document; DescriptorError saying what is wrong."""
-    if not isinstance(document, dict) or document.get("schema") != DESCRIPTOR_SCHEMA:
+    if not isinstance(document, dict) or not has_schema(document, DESCRIPTOR_SCHEMA):
         raise DescriptorError(f'descriptor: expected an object with "schema": {DESCRIPTOR_SCHEMA}')
     entries = document.get("services")
     if not isinstance(entries, list) or not entries:

@@ -90,7 +90,7 @@ def _with(value: Any, *path: Any) -> Any:
 
 
 @given(document=changed_exports() | json_values())
-@examples(100)
+@examples(2000)
 @example(document={"schema": 1, "services": []})
 @example(document={"schema": 1, "services": [{"service": "XIESR"}]})
 @example(document=_with("bidi", "services", 0, "methods", 0, "kind"))
@@ -107,6 +107,12 @@ def test_any_descriptor_document_gives_descriptors_or_a_descriptor_error(documen
         assert isinstance(descriptor.service, str) and isinstance(descriptor.version, str)
         assert descriptor.methods
         assert all(method["kind"] in KINDS for method in descriptor.methods)
+
+
+def test_a_descriptor_whose_schema_is_true_is_refused() -> None:
+    assert parse(EXPORTED)
+    with pytest.raises(DescriptorError, match="schema"):
+        parse({**EXPORTED, "schema": True})
 
 
 # -- csf-registry import FILE -----------------------------------------------------------------
