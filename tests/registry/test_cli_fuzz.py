@@ -109,7 +109,7 @@ words = st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=30
     command=st.sampled_from(COMMANDS),
     after=st.lists(words, max_size=6),
 )
-@examples(700)
+@examples(2000)
 @example(before=[], command=["ls"], after=["../../"])
 @example(before=["--digest", "x"], command=["ls"], after=[])
 @example(before=[], command=["rule", "rm"], after=["XIESR", "nope"])
@@ -145,7 +145,7 @@ def fuzzed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @given(data=files, kind=st.sampled_from(["breaker", "timeout", "route", "weight", "bogus"]))
-@examples(400)
+@examples(1000)
 @example(data=b'{"schema": 1, "timeout_ms": 800, "methods": {"Nope": {}}}', kind="timeout")
 @example(data=nested(DEEP), kind="breaker")
 def test_any_file_for_import_or_rule_set_gives_a_documented_exit_code(
@@ -192,7 +192,7 @@ VIEWS = [["tree", "XIESR"], ["providers", "XIESR"], ["rule", "ls", "XIESR"],
     view=st.sampled_from(VIEWS),
     machine=st.booleans(),
 )
-@examples(80)
+@examples(200)
 @example(
     group="[bold]g",
     address="[link=x]a:1",

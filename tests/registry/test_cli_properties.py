@@ -90,7 +90,7 @@ def _with(value: Any, *path: Any) -> Any:
 
 
 @given(document=changed_exports() | json_values())
-@examples(2000)
+@examples(1000)
 @example(document={"schema": 1, "services": []})
 @example(document={"schema": 1, "services": [{"service": "XIESR"}]})
 @example(document=_with("bidi", "services", 0, "methods", 0, "kind"))
