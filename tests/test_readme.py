@@ -18,7 +18,13 @@ def test_readme_api_example_runs(zookeeper: LocalZooKeeper, tmp_path: Path) -> N
     script.write_text(blocks[0])
     result = subprocess.run(
         [sys.executable, str(script)],
-        env={**os.environ, "CSF_ZK": zookeeper.url, "CSF_SNAPSHOT_DIR": str(tmp_path)},
+        # The example imports the demo's generated code, which lives in the clone only.
+        env={
+            **os.environ,
+            "CSF_ZK": zookeeper.url,
+            "CSF_SNAPSHOT_DIR": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+        },
         cwd=ROOT,
         capture_output=True,
         text=True,

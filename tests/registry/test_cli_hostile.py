@@ -22,6 +22,7 @@ from csf.registry.admin import RegistryAdmin
 from csf.registry.cli import app
 from csf.registry.instance import Instance
 from csf.testing.zookeeper import LocalZooKeeper
+from tests.conftest import ROOT
 from tests.registry.conftest import Cli
 from tests.strategies import DEEP, nested
 
@@ -169,6 +170,7 @@ def test_export_finds_modules_in_the_current_folder(tmp_path: Path) -> None:
     result = subprocess.run(
         [str(script), "export", "invapp.providers"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # demo lives in the clone only
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout)["services"]
