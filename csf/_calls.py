@@ -1,15 +1,17 @@
-"""The call objects of CSF stubs: grpc.aio's call interfaces over a task running the chain.
+"""The call objects of CSF stubs: grpc.aio's call interfaces over a run of the chain.
 
-A unary call's task runs the chain to the response; a stream's runs it to the provider
-call it opened, which the object then forwards to. They answer as grpc.aio's call
-objects do at every moment of a call's life (tests/test_call_objects.py compares them).
+A unary call runs the chain to the response: in the task that awaits it, when awaited
+at once (almost every call is), else in a task of its own. A stream's task runs the
+chain to the provider call it opened, which the object then forwards to. They answer as
+grpc.aio's call objects do at every moment of a call's life (tests/test_call_objects.py
+compares them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -29,14 +31,15 @@ CANCELLED = grpc.StatusCode.CANCELLED
 
 
 class TaskCall:
-    """The RpcContext and Call parts of a call object whose chain runs in `self._task`.
+    """The RpcContext and Call parts of a call object whose chain's outcome is `self._task`
+    (the task running it, or a future its runner settles).
 
     As in grpc.aio, a call is done the moment cancel() succeeds, its done callbacks run
     then (at once if added later), and cancelled() means it ended CANCELLED. A unary
     call watches its chain's end only once a done callback asks for it (most never do,
     and each watch costs the event loop a callback)."""
 
-    _task: asyncio.Task[Any]
+    _task: asyncio.Future[Any]
     _inv: Invocation
     _watches_its_chain = False
 
@@ -49,7 +52,7 @@ class TaskCall:
         if self._watches_its_chain:
             self._task.add_done_callback(self._chain_ended)
 
-    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
+    def _chain_ended(self, task: asyncio.Future[Any]) -> None:
         self._end()
 
     def _end(self) -> None:
@@ -149,9 +152,72 @@ class TaskCall:
 
 
 class GovernedUnaryUnaryCall(TaskCall, grpc.aio.UnaryUnaryCall[RequestT, ResponseT]):
+    """Awaited before the loop's next turn, the chain runs in the awaiting task: no task
+    of its own, no hop back to the awaiter (each costs CPU on every call). Otherwise it
+    starts in a task on that turn, as a grpc.aio call starts whether awaited or not.
+    `self._task` is the outcome's future either way."""
+
+    def __init__(self, invoker: Invoker, inv: Invocation) -> None:
+        self._inv = inv
+        self._cancelled = False
+        self._ended = False
+        self._callbacks: list[Callable[[Any], None]] = []
+        # A coroutine: the chain's entry is a filter or the wait for the first rules.
+        self._chain = cast(Coroutine[Any, Any, Any], invoker(inv))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_future()
+        self._runner: asyncio.Task[Any] | None = None
+        """The task running the chain: its own, or the awaiter's."""
+        self._start = loop.call_soon(self._run_in_task)
+
+    def _run_in_task(self) -> None:
+        runner = self._runner = asyncio.get_running_loop().create_task(self._chain)
+        runner.add_done_callback(self._settle)
+
+    def _settle(self, runner: asyncio.Future[Any]) -> None:
+        if self._task.done():
+            return
+        if runner.cancelled():
+            self._task.cancel()
+        elif (error := runner.exception()) is not None:
+            self._task.set_exception(error)
+        else:
+            self._task.set_result(runner.result())
+
     def __await__(self) -> Generator[Any, None, ResponseT]:
-        response: ResponseT = yield from self._task.__await__()
+        awaiter = asyncio.current_task()
+        if self._runner is not None or self._task.done() or awaiter is None:
+            response: ResponseT = yield from self._task.__await__()
+            return response
+        self._start.cancel()
+        self._runner = awaiter
+        outcome = self._task
+        try:
+            response = yield from self._chain.__await__()
+        except asyncio.CancelledError:
+            if self._cancelled:  # cancel() cancelled the awaiter on this call's behalf
+                awaiter.uncancel()
+            outcome.cancel()
+            raise
+        except BaseException as error:
+            outcome.set_exception(error)
+            outcome.exception()  # raised to the awaiter: retrieved
+            raise
+        if self._cancelled:  # the chain answered the cancellation anyway: still cancelled
+            awaiter.uncancel()
+            outcome.cancel()
+            raise asyncio.CancelledError
+        outcome.set_result(response)
         return response
+
+    def _stop(self) -> None:
+        runner = self._runner
+        if runner is None:  # not begun: it never will
+            self._start.cancel()
+            self._chain.close()
+            self._task.cancel()
+        else:
+            runner.cancel()
 
 
 class _StreamCall(TaskCall):
@@ -171,7 +237,7 @@ class _StreamCall(TaskCall):
         call = self._opened_call()
         return self._task.done() and (call is None or bool(call.done()))
 
-    def _chain_ended(self, task: asyncio.Task[Any]) -> None:
+    def _chain_ended(self, task: asyncio.Future[Any]) -> None:
         call = self._opened_call()
         if call is not None:
             call.add_done_callback(lambda _: self._end())
