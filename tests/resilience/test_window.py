@@ -1,5 +1,8 @@
 """The sliding window the breaker, the retry budget and outlier ejection count in."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from csf.resilience._window import SlidingCounts
 from tests.resilience.clock import FakeClock
 
@@ -44,3 +47,20 @@ def test_a_new_window_counts_nothing_even_on_a_clock_near_zero() -> None:
     assert counts.totals() == [0, 0, 0]
     counts.add(1, 0, 1)
     assert counts.totals() == [1, 0, 1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 25), st.integers(0, 3), st.integers(0, 3)), max_size=60))
+def test_the_kept_sums_always_equal_the_slices_inside_the_window(
+    steps: list[tuple[float, int, int]],
+) -> None:
+    clock = FakeClock(1_000.0)
+    counts = SlidingCounts(10.0, 2, clock)
+    added: list[tuple[int, int, int]] = []  # (slice, first, second)
+    for advance, first, second in steps:
+        clock.advance(advance)
+        counts.add(first, second)
+        added.append((int(clock() / 1.0), first, second))
+        now = int(clock() / 1.0)
+        inside = [(a, b) for tick, a, b in added if now - 10 < tick <= now]
+        assert counts.totals() == [sum(a for a, _ in inside), sum(b for _, b in inside)]
