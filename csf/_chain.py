@@ -7,6 +7,11 @@ adding a new one; each factory is called once per stub method with that method's
 `ctx.streaming` tells a factory it builds for a stream: there `next` opens the stream and
 returns the provider call, and `inv.on_end(hook)` hears how the stream ended. Built-in
 filters left out of streams: retry and attempt_tracing; fallback only refuses degraded ones.
+
+A `MethodChain` composes a method's filters, leaving out those not `in_force` (a limit
+with no rule, retries a stub cannot make), and composes them again when the service's
+rules change, as Finagle's Stack is built from its configuration: a call pays only for
+the filters that have work to do.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from csf._exceptions import ConfigError
-from csf._invocation import Filter, MethodContext
+from csf._invocation import Filter, Invoker, LiveRules, MethodContext, compose
 from csf._named import resolve_named
 from csf.lb import LoadBalanceFilter
 from csf.observability.metrics import ClientMetricsFilter
@@ -96,3 +101,26 @@ def resolve_chain(
 def build_filters(ctx: MethodContext, factories: Sequence[FilterFactory]) -> list[Filter]:
     filters = (factory(ctx) for factory in factories)
     return [filter_ for filter_ in filters if filter_ is not None]
+
+
+class MethodChain:
+    """One method's filters around its terminal, composed of those in force."""
+
+    __slots__ = ("_filters", "_generation", "_invoker", "_rules", "_terminal")
+
+    def __init__(self, filters: Sequence[Filter], terminal: Invoker, rules: LiveRules) -> None:
+        self._filters = tuple(filters)
+        self._terminal = terminal
+        self._rules = rules
+        self._generation = -1
+        self._invoker = terminal
+
+    @property
+    def invoker(self) -> Invoker:
+        """The chain as the rules stand now."""
+        generation = self._rules.generation
+        if generation != self._generation:
+            self._generation = generation
+            in_force = [f for f in self._filters if getattr(f, "in_force", True)]
+            self._invoker = compose(in_force, self._terminal)
+        return self._invoker

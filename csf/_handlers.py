@@ -4,8 +4,9 @@ machine each costs 15-30 us of CPU a call).
 
 A guard is `guard(context) -> async context manager` entered before the handler and
 left after it (after the last streamed response); aborting in it answers the call
-without running the handler. The wrapper also hands the call's deadline to outgoing
-CSF calls (csf.resilience.deadline).
+without running the handler. A guard may have `in_force: bool`: while False (a limit
+with no rule) calls skip it; it is read again when the method's rules change. The
+wrapper also hands the call's deadline to outgoing CSF calls (csf.resilience.deadline).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
@@ -23,6 +24,32 @@ Context = grpc.aio.ServicerContext[Any, Any]
 Guard = Callable[[Context], AbstractAsyncContextManager[None]]
 if TYPE_CHECKING:  # generic only in the type stubs
     Handler = grpc.RpcMethodHandler[Any, Any]
+
+
+class Versioned(Protocol):
+    """Rules that count their changes (csf.rule_set.ServiceRules)."""
+
+    @property
+    def generation(self) -> int: ...
+
+
+class Guards:
+    """The guards of one method, outermost first; `in_force` those with work to do."""
+
+    __slots__ = ("_all", "_generation", "_in_force", "_rules")
+
+    def __init__(self, guards: Sequence[Guard], rules: Versioned | None = None) -> None:
+        self._all = tuple(guards)
+        self._rules = rules
+        self._generation = -1
+        self._in_force = self._all
+
+    @property
+    def in_force(self) -> tuple[Guard, ...]:
+        if self._rules is not None and self._rules.generation != self._generation:
+            self._generation = self._rules.generation
+            self._in_force = tuple(g for g in self._all if getattr(g, "in_force", True))
+        return self._in_force
 
 
 def _behavior_field(handler: Handler) -> str:
@@ -78,7 +105,7 @@ async def _refuse(request: _Undecodable, context: Context) -> None:
     )
 
 
-def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
+def guarded(handler: Handler, guards: Guards) -> Handler:
     """`handler` with `guards` run around every call of it, outermost first. A single
     request that does not parse is answered INVALID_ARGUMENT before any guard."""
     field = _behavior_field(handler)
@@ -88,8 +115,16 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
         if isinstance(request, _Undecodable):  # checked inline: this runs on every call
             await _refuse(request, context)
         inherit(context.time_remaining())
+        in_force = guards.in_force
+        if not in_force:
+            result = behavior(request, context)
+            return await result if inspect.isawaitable(result) else result
+        if len(in_force) == 1:  # the usual case, without an exit stack's cost
+            async with in_force[0](context):
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
         async with AsyncExitStack() as stack:
-            for guard in guards:
+            for guard in in_force:
                 await stack.enter_async_context(guard(context))
             result = behavior(request, context)
             return await result if inspect.isawaitable(result) else result
@@ -99,7 +134,7 @@ def guarded(handler: Handler, guards: Sequence[Guard]) -> Handler:
             await _refuse(request, context)
         inherit(context.time_remaining())
         async with AsyncExitStack() as stack:
-            for guard in guards:
+            for guard in guards.in_force:
                 await stack.enter_async_context(guard(context))
             result = behavior(request, context)
             if hasattr(result, "__aiter__"):

@@ -105,7 +105,12 @@ class Invocation:
 
 class Filter(Protocol):
     """One step of the consumer chain: work around `await next(inv)`, or answer without
-    calling it. Built once per method by a FilterFactory (see csf._chain)."""
+    calling it. Built once per method by a FilterFactory (see csf._chain).
+
+    A filter may also have `in_force: bool` (an attribute or a property): while it is
+    False the filter has nothing to do, and the method's chain leaves it out. It is read
+    again whenever the service's rules change (`LiveRules.generation`), so it must
+    depend on the rules and the stub's settings only."""
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any: ...
 
@@ -218,6 +223,10 @@ class LiveRules(Protocol):
 
     def version(self, kind: str) -> int:
         """How many times rule `kind` changed: a cheap test of whether to rebuild."""
+
+    @property
+    def generation(self) -> int:
+        """How many times any rule of the service changed."""
 
     def on_change(self, kind: str, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` on every change of `kind`; returns what stops that."""

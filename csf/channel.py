@@ -26,16 +26,14 @@ from csf._calls import (
     GovernedUnaryUnaryCall,
     TaskCall,
 )
-from csf._chain import FilterFactory, build_filters
+from csf._chain import FilterFactory, MethodChain, build_filters
 from csf._exceptions import ConfigError
 from csf._invocation import (
     STREAM_KINDS,
     Invocation,
-    Invoker,
     LifecycleGate,
     MethodContext,
     MethodState,
-    compose,
 )
 from csf.auth import CallerToken
 from csf.config import StubConfig
@@ -135,12 +133,12 @@ class _GovernedMultiCallable:
 
     _call_class: type[TaskCall]
 
-    def __init__(self, ctx: MethodContext, invoker: Invoker) -> None:
+    def __init__(self, ctx: MethodContext, chain: MethodChain) -> None:
         self._ctx = ctx
-        self._invoker = invoker
+        self._chain = chain
         self._rules = ctx.rules
         # Until the rules were read once, calls start by waiting for them.
-        self._entry: Invoker = self._after_first_rules
+        self._waiting_for_rules = True
         self._timeout = ctx.state.of(TimeoutState)
         # A client stream's requests cannot be hashed: only a single request can.
         self._hash_key = ctx.hash_key if ctx.kind in ("unary_unary", "unary_stream") else None
@@ -168,14 +166,15 @@ class _GovernedMultiCallable:
             wait_for_ready=wait_for_ready,
             streaming=ctx.streaming,
         )
-        return self._call_class(self._entry, inv)
+        entry = self._after_first_rules if self._waiting_for_rules else self._chain.invoker
+        return self._call_class(entry, inv)
 
     async def _after_first_rules(self, inv: Invocation) -> Any:
         """A new consumer's first calls obey the rules already in the registry."""
         await self._rules.settle(inv.deadline - time.monotonic())
         if self._rules.ready:
-            self._entry = self._invoker
-        return await self._invoker(inv)
+            self._waiting_for_rules = False
+        return await self._chain.invoker(inv)
 
     def _key(self, request: Any) -> str:
         assert self._hash_key is not None
@@ -289,8 +288,8 @@ class GovernedChannel(grpc.aio.Channel):
                 deserialize = deserializer
                 ctx = dataclasses.replace(ctx, empty_response=lambda: deserialize(b""))
             terminal = _Terminal(kind, method, serializer, deserializer)
-            invoker = compose(build_filters(ctx, self._filters), terminal)
-            found = _MULTICALLABLES[kind](ctx, invoker)
+            chain = MethodChain(build_filters(ctx, self._filters), terminal, ctx.rules)
+            found = _MULTICALLABLES[kind](ctx, chain)
             self._multicallables[kind, method] = found
         return found
 

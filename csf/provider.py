@@ -16,7 +16,7 @@ import grpc
 
 from csf import bounds
 from csf._exceptions import ConfigError
-from csf._handlers import Guard, guarded
+from csf._handlers import Guards, guarded
 from csf.config import (
     DEFAULT_GROUP,
     DEFAULT_WARMUP,
@@ -116,7 +116,7 @@ class _HandlerRecorder:
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
         self.method_handlers[service] = handlers
 
-    def install(self, server: grpc.aio.Server, guards: Callable[[str], list[Guard]]) -> None:
+    def install(self, server: grpc.aio.Server, guards: Callable[[str], Guards]) -> None:
         """Add the handlers to `server`, each wrapped in the guards of its method path."""
         for service, handlers in self.method_handlers.items():
             wrapped = {

@@ -44,13 +44,28 @@ class RouterFilter:
     """Streams and unary calls alike. Rebuilt on the first call after the `route` rule
     changed (a version check, not a listener: a stub leaves nothing behind)."""
 
-    __slots__ = ("_base", "_ctx", "_routes", "_version")
+    __slots__ = ("_base", "_ctx", "_routes", "_splits", "_version")
 
     def __init__(self, ctx: MethodContext) -> None:
         self._ctx = ctx
         self._base = ctx.selector
         self._version = ctx.rules.version("route")
+        self._splits = False
         self._routes = self._build()
+
+    @property
+    def in_force(self) -> bool:
+        """False while no route rule narrows or splits this method's calls: load
+        balancing's own pool is the stub's selection already."""
+        self._current()
+        return self._splits
+
+    def _current(self) -> _Routes:
+        version = self._ctx.rules.version("route")
+        if version != self._version:
+            self._version = version
+            self._routes = self._build()
+        return self._routes
 
     def _build(self) -> _Routes:
         ctx, base = self._ctx, self._base
@@ -60,16 +75,14 @@ class RouterFilter:
         if rule is not None and rule.tags:
             selector = replace(base, tags=base.tags | frozenset(rule.tags.items()))
         own = ctx.directory.pool(ctx.balancer, selector)
+        self._splits = selector != base
         if rule is None or not rule.group_weights or base.group is not None:
             return _Routes([own], [1], own)
+        self._splits = True
         shares = sorted((group, weight) for group, weight in rule.group_weights.items() if weight)
         pools = [ctx.directory.pool(ctx.balancer, replace(selector, group=g)) for g, _ in shares]
         return _Routes(pools, [weight for _, weight in shares], own)
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
-        version = self._ctx.rules.version("route")
-        if version != self._version:
-            self._version = version
-            self._routes = self._build()
-        inv.pool = self._routes.choose()
+        inv.pool = self._current().choose()
         return await next(inv)

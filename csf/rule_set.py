@@ -43,6 +43,8 @@ class ServiceRules:
         self._paths = {kind: rule_path(tenant, service, kind) for kind in kinds}
         self.current: dict[str, Rule | None] = dict.fromkeys(self._paths)
         self._versions: dict[str, int] = dict.fromkeys(self.current, 0)
+        self.generation = 0
+        """How many times any rule changed: method chains are composed again on a change."""
         self._listeners: defaultdict[str, list[Callable[[], None]]] = defaultdict(list)
         self._unread = set(self.current)
         self._read = asyncio.Event()
@@ -115,6 +117,7 @@ class ServiceRules:
             return
         self.current[kind] = rule
         self._versions[kind] = self._versions.get(kind, 0) + 1
+        self.generation += 1
         logger.info("%s: %s rule now %s", self.where, kind, quoted(rule))  # a line, not 16 kB
         for listener in list(self._listeners[kind]):
             try:

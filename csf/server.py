@@ -35,7 +35,7 @@ from csf._guards import (
     build_guards,
     resolve_guards,
 )
-from csf._handlers import Guard
+from csf._handlers import Guards
 from csf.auth import CallerAuth, Subscribers
 from csf.config import (
     DEFAULT_CLUSTER,
@@ -280,7 +280,7 @@ class Server:
             found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
         return found
 
-    def _guards(self, spec: ProviderSpec, rules: ServiceRules, path: str) -> list[Guard]:
+    def _guards(self, spec: ProviderSpec, rules: ServiceRules, path: str) -> Guards:
         """The guards of one method, outermost first, from the server's chain."""
         context = GuardContext(
             tenant=self.tenant,
@@ -292,7 +292,7 @@ class Server:
             auth=self._auth,
             subscribers=functools.partial(self._subscribers_of, spec.service),
         )
-        return build_guards(context, self._guard_factories)
+        return Guards(build_guards(context, self._guard_factories), rules)
 
     def _subscribers_of(self, service: str) -> Subscribers:
         found = self._subscribers.get(service)

@@ -53,6 +53,10 @@ class ConcurrencyFilter:
     def __init__(self, ctx: MethodContext) -> None:
         self._limit = ctx.state.of(ConcurrencyState)
 
+    @property
+    def in_force(self) -> bool:
+        return self._limit.semaphore is not None
+
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         semaphore = self._limit.semaphore
         if semaphore is None:
@@ -93,6 +97,10 @@ class ExecutesGuard:
         limit = rule.provider if rule is not None and rule.provider else self._default
         self._semaphore = asyncio.Semaphore(limit) if limit else None
         self._max_wait = rule.max_wait_ms / 1000 if rule is not None else 0.0
+
+    @property
+    def in_force(self) -> bool:
+        return self._semaphore is not None
 
     def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Permit:
         return _Permit(self, context)

@@ -58,6 +58,11 @@ class FallbackFilter:
         self._ctx = ctx
         self._degrade = ctx.state.of(DegradeState)
 
+    @property
+    def in_force(self) -> bool:
+        """Without a fallback, only a degrade rule gives it work."""
+        return self._ctx.fallback is not None or self._degrade.degraded
+
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         if self._degrade.degraded:
             refusal = DegradedError(f"{inv.service} {inv.method} is degraded by the degrade rule")

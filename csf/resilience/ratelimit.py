@@ -61,6 +61,10 @@ class RateLimitFilter:
     def __init__(self, ctx: MethodContext) -> None:
         self._bucket = ctx.state.of(RateLimitState)
 
+    @property
+    def in_force(self) -> bool:
+        return self._bucket.limiter is not None
+
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         limiter = self._bucket.limiter
         if limiter is not None:
@@ -86,6 +90,10 @@ class RateLimitGuard:
 
     def _reload(self) -> None:
         self._limiter, self._max_wait = _bucket(self._rules, self._name, "provider")
+
+    @property
+    def in_force(self) -> bool:
+        return self._limiter is not None
 
     def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> OnEntry:
         return OnEntry(self._admit, context)

@@ -95,6 +95,15 @@ class RetryFilter:
         self.budget = self._state.budget
 
     @property
+    def in_force(self) -> bool:
+        """False when this stub's calls get one plain attempt: nothing to retry, and
+        nothing to count in the budget retries are paid from."""
+        mode = self._state.mode
+        if mode == "failsafe":
+            return True
+        return mode != "failfast" and self._ctx.config.idempotent and self._attempts > 1
+
+    @property
     def _attempts(self) -> int:
         rule_retries = self._state.retries
         return (self._ctx.config.retries if rule_retries is None else rule_retries) + 1
