@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import csf
+from csf.observability import tracing
 from csf.testing.zookeeper import LocalZooKeeper, free_port
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
@@ -55,17 +56,16 @@ async def test_a_three_hop_chain_is_one_trace_with_the_right_links(
     servers = sorted((s for s in spans if s.kind is SpanKind.SERVER),
                      key=lambda s: s.attributes["csf.service"])  # fmt: skip
     assert [s.attributes["csf.service"] for s in servers] == ["HOPA", "HOPB"]
+    assert len(spans) == 4, "a call that needed one attempt has one CLIENT span"
     for hop, server_span in zip((a, b), servers, strict=True):
-        attempt = parent(server_span)
-        assert attempt is not None and attempt.kind is SpanKind.CLIENT
-        assert attempt.attributes["server.address"] == "127.0.0.1"
-        assert attempt.attributes["server.port"] == hop.port
-        assert attempt.attributes["csf.attempt"] == 0
-        logical = parent(attempt)
+        logical = parent(server_span)  # it carries its first attempt to the provider
         assert logical is not None and logical.kind is SpanKind.CLIENT
+        assert logical.attributes["server.address"] == "127.0.0.1"
+        assert logical.attributes["server.port"] == hop.port
+        assert logical.attributes["csf.attempt"] == 1
         assert logical.attributes["csf.service"] == server_span.attributes["csf.service"]
         assert logical.attributes["csf.provider"] == hop.address
-        for span in (server_span, attempt, logical):
+        for span in (server_span, logical):
             assert span.name == "demo.Greeter/SayHello"
             assert span.attributes["rpc.system"] == "grpc"
             assert span.attributes["rpc.service"] == "demo.Greeter"
@@ -76,14 +76,13 @@ async def test_a_three_hop_chain_is_one_trace_with_the_right_links(
         assert logical.attributes["csf.lb"] == "round_robin"
         assert logical.attributes["csf.breaker.state"] == "closed"
         assert logical.attributes["csf.fallback"] is False
-    assert parent(servers[0]) is not None
-    top = parent(parent(servers[0]))  # type: ignore[arg-type]
+    top = parent(servers[0])
     assert top is not None and parent(top) is None, "the first call is the root"
-    second_hop_logical = parent(parent(servers[1]))  # type: ignore[arg-type]
+    second_hop_logical = parent(servers[1])
     assert second_hop_logical is not None and parent(second_hop_logical) is servers[0]
 
 
-async def test_a_retried_call_shows_one_span_per_attempt(
+async def test_a_retried_call_shows_its_retry_as_a_child_span_and_its_first_attempt_on_its_own(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path, telemetry: Telemetry
 ) -> None:
     calls = 0
@@ -104,16 +103,31 @@ async def test_a_retried_call_shows_one_span_per_attempt(
                              methods={"SayHello": csf.MethodConfig(idempotent=True)})  # fmt: skip
         assert (await stub.SayHello(Request())).message == "second time lucky"
 
-    clients = [s for s in telemetry.finished() if s.kind is SpanKind.CLIENT]
-    logical = [s for s in clients if s.parent is None]
-    assert len(logical) == 1 and logical[0].attributes["csf.attempt"] == 2
-    attempts = sorted((s for s in clients if s.parent is not None),
-                      key=lambda s: s.attributes["csf.attempt"])  # fmt: skip
-    assert [s.parent.span_id for s in attempts] == [logical[0].context.span_id] * 2  # type: ignore[union-attr]
-    assert attempts[0].status.status_code is StatusCode.ERROR
-    assert attempts[0].attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
-    assert attempts[1].status.status_code is StatusCode.UNSET
-    assert logical[0].attributes["rpc.grpc.status_code"] == 0
+    spans = telemetry.finished()
+    clients = [s for s in spans if s.kind is SpanKind.CLIENT]
+    (logical,) = [s for s in clients if s.parent is None]
+    assert logical.attributes["csf.attempt"] == 2
+    assert logical.attributes["rpc.grpc.status_code"] == 0
+    (retry,) = [s for s in clients if s.parent is not None]
+    assert retry.parent.span_id == logical.context.span_id  # type: ignore[union-attr]
+    assert retry.attributes["csf.attempt"] == 1
+    assert retry.attributes["server.port"] == provider.port
+    assert retry.status.status_code is StatusCode.UNSET
+    # The first attempt is the logical span itself; its failure is an event of it.
+    (failed,) = logical.events
+    assert failed.name == tracing.ATTEMPT_FAILED
+    assert failed.attributes is not None
+    assert failed.attributes["csf.attempt"] == 0
+    assert failed.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert failed.attributes["csf.provider"] == provider.address
+    served = sorted(
+        (s for s in spans if s.kind is SpanKind.SERVER), key=lambda s: s.start_time or 0
+    )
+    assert [s.parent.span_id for s in served] == [  # type: ignore[union-attr]
+        logical.context.span_id,
+        retry.context.span_id,
+    ]
+    assert served[0].status.status_code is StatusCode.ERROR
 
 
 async def test_a_fallback_answer_is_on_the_span_and_in_the_metrics(
