@@ -30,6 +30,24 @@ from tests.observability.memory import telemetry  # noqa: F401  (a fixture for e
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# CSF_TEST_LOOP=uvloop runs every async test and fixture on uvloop's loop (the uvloop extra).
+# pytest-asyncio applies its loop-factory hook whenever one exists, so it exists only then.
+TEST_LOOP = os.environ.get("CSF_TEST_LOOP", "asyncio")
+if TEST_LOOP == "uvloop":
+    import uvloop
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {"uvloop": uvloop.new_event_loop}
+
+elif TEST_LOOP != "asyncio":
+    raise pytest.UsageError(f"CSF_TEST_LOOP is asyncio or uvloop, not {TEST_LOOP!r}")
+
+
+def pytest_report_header() -> str:
+    return f"event loop: {TEST_LOOP} (CSF_TEST_LOOP)"
+
 
 @pytest.fixture(scope="session")
 def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalZooKeeper]:
