@@ -9,8 +9,10 @@ kazoo's `*_async` form turned into an asyncio future, and every kazoo callback
   one is never written again, not even by an attempt already in flight.
 - A tenant with credentials registers only under nodes that carry its own ACL.
 - A subscription re-lists its service after any watch event, and in full after every
-  reconnection: kazoo drops its watches on a disconnect, and replayed watches are not
-  trusted. While ZooKeeper is away the listener simply hears nothing and keeps its view.
+  reconnection: kazoo (2.11) sends no SetWatches, so ZooKeeper forgets a connection's
+  watches when it drops and only a read can set them again. That re-list waits a random
+  part of `RELIST_JITTER` first, so that a fleet reconnecting together is spread out.
+  While ZooKeeper is away the listener simply hears nothing and keeps its view.
 - Nothing one node holds can stop a watch: a node that is unreadable, malformed or (for
   a tenant with credentials) not the tenant's own is skipped, and told once per version
   through `Rejections`; the rest of the list is delivered.
@@ -69,6 +71,11 @@ logger = logging.getLogger("csf.registry")
 # Reconnection: exponential from 0.1 s up to 2 s, each delay jittered by up to 50%.
 _CONNECTION_RETRY = dict(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0, max_jitter=0.5)
 _RELIST_BACKOFF = (0.05, 1.0)
+# After a reconnection every watch re-reads all it follows; each first waits uniform(0, this)
+# seconds, so that 1,000 consumers back at once reach ZooKeeper over a second, not an
+# instant (ZooKeeper's own Java client sleeps up to 1 s before reconnecting, for the same
+# herd). The first connection is not delayed. The registry benchmark sets it to 0.
+RELIST_JITTER = 1.0
 # A read ZooKeeper refuses (NoAuth, say) is tried again slowly: an ACL change fires no watch.
 _REFUSED_BACKOFF = (1.0, 30.0)
 # Errors that end when the connection is back; anything else ZooKeeper says is a refusal.
@@ -78,6 +85,10 @@ _TRANSIENT = (ConnectionLoss, SessionExpiredError, OperationTimeoutError)
 def _backoff(failures: int, window: tuple[float, float] = _RELIST_BACKOFF) -> float:
     low, high = window
     return random.uniform(0, min(high, low * 2 ** min(failures, 32)))
+
+
+def _relist_delay() -> float:
+    return random.uniform(0, RELIST_JITTER)
 
 
 def _reason(exc: BaseException) -> str:
@@ -109,6 +120,7 @@ class ZooKeeperRegistry:
         self._ensuring: set[str] = set()  # paths an _ensure loop is placing now
         self._watches: set[_Watch] = set()
         self._maintenance: asyncio.Task[None] | None = None
+        self._was_connected = False
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -146,8 +158,12 @@ class ZooKeeperRegistry:
         if state == KazooState.CONNECTED:
             logger.info("ZooKeeper connected (session 0x%x)", self.session_id or 0)
             self._connected.set()
+            reconnected, self._was_connected = self._was_connected, True
             for watch in self._watches:
-                watch.relist_all()
+                if reconnected:
+                    watch.relist_after_reconnection()
+                else:
+                    watch.relist_all()
             self._restart_maintenance()
         else:
             logger.warning("ZooKeeper connection %s", state.lower())
@@ -376,6 +392,7 @@ class _Watch(ABC):
         self._what = what
         self._dirty = asyncio.Event()
         self._dirty.set()
+        self._jitter_due = False  # the next read follows a reconnection: spread it
         self._loop = asyncio.get_running_loop()
         self._watcher: Callable[[WatchedEvent], None] = self._kazoo_event
         self._task = asyncio.create_task(self._run(), name=f"csf-watch {what}")
@@ -388,6 +405,10 @@ class _Watch(ABC):
     def relist_all(self) -> None:
         self._dirty.set()
 
+    def relist_after_reconnection(self) -> None:
+        self._jitter_due = True
+        self.relist_all()
+
     def _kazoo_event(self, event: WatchedEvent) -> None:
         self._loop.call_soon_threadsafe(self._on_event, event)
 
@@ -399,6 +420,9 @@ class _Watch(ABC):
         while True:
             await self._dirty.wait()
             await self._registry.wait_connected()
+            if self._jitter_due:
+                self._jitter_due = False
+                await asyncio.sleep(_relist_delay())
             self._dirty.clear()
             try:
                 await self._read_and_deliver()
