@@ -1,6 +1,6 @@
 """What governance costs next to raw grpc.aio: the same echo call, four ways, side by side.
 
-    python benchmarks/bench_overhead.py [--quick] [--out benchmarks/results/bench_overhead.json]
+    python benchmarks/bench_overhead.py [--quick] [--loop asyncio|uvloop] [--out FILE]
 
 (a) raw: a grpc.aio stub and channel to a plain grpc.aio server
 (b) empty: CSF with only load balancing in the chain
@@ -8,14 +8,20 @@
     to bind, breaker and retry policy in place
 (d) traced: (c) with tracing at 100% sampling into a batching exporter that drops spans,
     on both sides
-streams: a server stream of 1,000 messages read whole, raw next to CSF's default chain
+(e) traced_1pct: (d) with the consumer sampling 1% of calls (the provider follows it)
+(f) otel: plain grpc.aio with the official OpenTelemetry gRPC instrumentation, 100%
+    sampled into the same dropping exporter, on both sides (benchmarks/otel_peer.py)
+streams: a server stream of 1,000 messages read whole, and a bidi echo of 1,000
+    messages, raw next to CSF's default chain
 peer: apache-dubbo (Triple protocol, the same protobuf messages) at concurrency 16 and 64
     with 100 B, when the `apache-dubbo` package is installed; its blocking client runs in
     its own process with one thread per in-flight call (benchmarks/dubbo_peer.py)
 
 The servers run in their own processes on 127.0.0.1, this process is the client. The
 variants alternate within every round, so drift on this shared machine hits all alike;
-figures are medians over rounds, with the spread of each ratio to raw.
+figures are medians over rounds, with the spread of each ratio to raw. `--loop uvloop`
+runs the client and the raw and CSF servers on uvloop's loop (the otel and dubbo peers
+are left out then).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +51,12 @@ from demo import greeter_pb2, greeter_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_overhead.json"
 DUBBO_PEER = Path(__file__).parent / "dubbo_peer.py"
-VARIANTS = ("raw", "empty", "default", "traced", "dubbo")
+OTEL_PEER = Path(__file__).parent / "otel_peer.py"
+UVLOOP_OUT = DEFAULT_OUT.with_stem("bench_overhead_uvloop")
+VARIANTS = ("raw", "empty", "default", "traced", "traced_1pct", "otel", "dubbo")
+# Each variant's server process, by its name in Servers.
+SERVER_OF = {"raw": "raw", "empty": "csf", "default": "csf", "traced": "traced",
+             "traced_1pct": "traced", "otel": "otel", "dubbo": "dubbo"}  # fmt: skip
 DUBBO_CONCURRENCY = (16, 64)
 # apache-dubbo 3.0.0b1's blocking client stops answering with 4 KiB messages here.
 DUBBO_PAYLOADS = ("100B",)
@@ -69,10 +80,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Servers:
-    """The three server processes, started and stopped together."""
+    """The server processes, started and stopped together."""
 
-    def __init__(self, registry: str) -> None:
+    def __init__(self, registry: str, loop: str) -> None:
         self.registry = registry
+        self.loop = loop
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.addresses: dict[str, str] = {}
 
@@ -80,7 +92,10 @@ class Servers:
         echo = [sys.executable, str(ROOT / "benchmarks" / "echo_server.py")]
         for mode, tenant in (("raw", "-"), ("csf", "Bench"), ("traced", "BenchTraced")):
             options = ["--mode", mode, "--registry", self.registry, "--tenant", tenant]
-            self._start(mode, [*echo, *options])
+            self._start(mode, [*echo, *options, "--loop", self.loop])
+        if self.loop != "asyncio":
+            return
+        self._start("otel", [sys.executable, str(OTEL_PEER)])
         if HAS_DUBBO:
             self._start("dubbo", [sys.executable, str(DUBBO_PEER), "server"])
 
@@ -128,15 +143,25 @@ async def run_load(call: Call, payload: int, concurrency: int, seconds: float) -
     return run_figures(latencies, errors, time.monotonic() - start)
 
 
-async def run_streams(open_stream: Callable[..., Any], seconds: float) -> dict[str, Any]:
-    """Server streams of STREAM_MESSAGES read whole, one after another, for `seconds`."""
-    request = greeter_pb2.HelloRequest(name="x", count=STREAM_MESSAGES)
+async def requests() -> AsyncIterator[greeter_pb2.HelloRequest]:
+    request = greeter_pb2.HelloRequest(name="x")
+    for _ in range(STREAM_MESSAGES):
+        yield request
+
+
+async def run_streams(stub: Any, kind: str, seconds: float) -> dict[str, Any]:
+    """Streams of STREAM_MESSAGES read whole, one after another, for `seconds`: server
+    streams (`kind` "server") or bidi echoes ("bidi", requests and replies at once)."""
     durations: list[float] = []
     end = time.monotonic() + seconds
     while time.monotonic() < end or not durations:
         started = time.perf_counter()
+        if kind == "server":
+            call = stub.StreamHellos(greeter_pb2.HelloRequest(name="x", count=STREAM_MESSAGES))
+        else:
+            call = stub.Chat(requests())
         received = 0
-        async for _ in open_stream(request):
+        async for _ in call:
             received += 1
         assert received == STREAM_MESSAGES, received
         durations.append(time.perf_counter() - started)
@@ -179,7 +204,9 @@ async def run_dubbo(
     return result
 
 
-async def measure(quick: bool, rounds: int | None, seconds: float | None) -> dict[str, Any]:
+async def measure(
+    quick: bool, rounds: int | None, seconds: float | None, loop: str
+) -> dict[str, Any]:
     rounds = rounds or (2 if quick else 5)
     seconds = seconds or (0.5 if quick else 2.0)
     concurrency = (1, 64) if quick else CONCURRENCY
@@ -188,7 +215,7 @@ async def measure(quick: bool, rounds: int | None, seconds: float | None) -> dic
         tempfile.TemporaryDirectory(prefix="csf-bench-") as work,
         LocalZooKeeper(Path(work) / "zk") as zookeeper,
     ):
-        servers = Servers(zookeeper.url)
+        servers = Servers(zookeeper.url, loop)
         servers.start()
         kazoo = KazooClient(hosts=zookeeper.hosts)
         kazoo.start(timeout=10)
@@ -199,9 +226,10 @@ async def measure(quick: bool, rounds: int | None, seconds: float | None) -> dic
         kazoo.stop()
         kazoo.close()
         try:
-            return await _measure(
+            figures = await _measure(
                 servers, zookeeper.url, Path(work), rounds, seconds, concurrency, payloads
             )
+            return {**figures, "loop": loop}
         finally:
             servers.stop()
 
@@ -225,21 +253,27 @@ async def _measure(
                                 snapshot_dir=work, observability=off),
         "traced": csf.Consumer(registry=registry, tenant="BenchTraced", app="bench",
                                snapshot_dir=work, observability=traced()),
+        "traced_1pct": csf.Consumer(registry=registry, tenant="BenchTraced", app="bench",
+                                    snapshot_dir=work, observability=traced(ratio=0.01)),
     }  # fmt: skip
     channel = grpc.aio.insecure_channel(servers.addresses["raw"])
+    channels = [channel]
     calls: dict[str, Call] = {"raw": greeter_pb2_grpc.GreeterStub(channel).SayHello}
-    streams = {"raw": greeter_pb2_grpc.GreeterStub(channel).StreamHellos}
+    streams = {"raw": greeter_pb2_grpc.GreeterStub(channel)}
+    if "otel" in servers.addresses:
+        from otel_peer import client_channel
+
+        channels.append(client_channel(servers.addresses["otel"]))
+        calls["otel"] = greeter_pb2_grpc.GreeterStub(channels[-1]).SayHello
     for name, consumer in consumers.items():
         await consumer.start()
         stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=10)
         await consumer.directory("XIESR").wait_listed()
         calls[name] = stub.SayHello
         if name == "default":
-            streams[name] = stub.StreamHellos
-    server_pid = {"raw": "raw", "empty": "csf", "default": "csf", "traced": "traced"}
-    server_pid["dubbo"] = "dubbo"
+            streams[name] = stub
     samples: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    stream_samples: dict[str, list[dict[str, Any]]] = {}
+    stream_samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     dubbo_answers = HAS_DUBBO
     for call in calls.values():  # warm every path up
         await run_load(call, 100, 4, 0.3)
@@ -247,13 +281,15 @@ async def _measure(
         for level in concurrency:
             for payload_name, payload in payloads.items():
                 for variant in VARIANTS:
+                    if variant not in calls and variant != "dubbo":
+                        continue
                     if variant == "dubbo" and not (
                         dubbo_answers
                         and level in DUBBO_CONCURRENCY
                         and payload_name in DUBBO_PAYLOADS
                     ):
                         continue
-                    pid = servers.processes[server_pid[variant]].pid
+                    pid = servers.processes[SERVER_OF[variant]].pid
                     client_before, server_before = time.process_time(), cpu_seconds(pid)
                     if variant == "dubbo":
                         address = servers.addresses["dubbo"]
@@ -271,30 +307,79 @@ async def _measure(
                     calls_made = max(1, result["calls"])
                     result["server_cpu_us"] = (cpu_seconds(pid) - server_before) / calls_made * 1e6
                     samples.setdefault((variant, level, payload_name), []).append(result)
-        for variant, open_stream in streams.items():
-            stream_samples.setdefault(variant, []).append(await run_streams(open_stream, seconds))
-    await channel.close()
+        for kind in ("server", "bidi"):
+            for variant, stub in streams.items():
+                run = await run_streams(stub, kind, seconds)
+                stream_samples.setdefault((kind, variant), []).append(run)
+    for open_channel in channels:
+        await open_channel.close()
     for consumer in consumers.values():
         await consumer.close()
     if not dubbo_answers:  # rounds with and without the peer cannot be compared
         for key in [key for key in samples if key[0] == "dubbo"]:
             del samples[key]
-    return {**summarize(samples, rounds, seconds), "streams": summarize_streams(stream_samples)}
-
-
-def summarize_streams(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Median time to read a whole stream per variant, and CSF's rate over raw's."""
-    ratios = [
-        csf_run["messages_per_s"] / raw_run["messages_per_s"]
-        for csf_run, raw_run in zip(samples["default"], samples["raw"], strict=True)
-    ]
+    streams_summary = summarize_streams(stream_samples)
     return {
-        "messages": STREAM_MESSAGES,
-        **{f"{variant}_ms": round(statistics.median(r["ms_per_stream"] for r in runs), 2)
-           for variant, runs in samples.items()},
-        "default_over_raw": round(statistics.median(ratios), 3),
-        "spread": round(max(ratios) - min(ratios), 3),
-    }  # fmt: skip
+        **summarize(samples, rounds, seconds),
+        "streams": streams_summary,
+        "goals": goals(samples, streams_summary),
+    }
+
+
+def _median_ratio(
+    samples: dict[tuple[str, int, str], list[dict[str, Any]]], a: str, b: str, level: int
+) -> float | None:
+    """The median over rounds of variant a's calls/s over b's (100 B, `level` in flight)."""
+    runs_a, runs_b = samples.get((a, level, "100B")), samples.get((b, level, "100B"))
+    if not runs_a or not runs_b:
+        return None
+    ratios = [x["calls_per_s"] / y["calls_per_s"] for x, y in zip(runs_a, runs_b, strict=True)]
+    return round(statistics.median(ratios), 3)
+
+
+def _median_gap(
+    samples: dict[tuple[str, int, str], list[dict[str, Any]]], key: str, level: int
+) -> float | None:
+    """The median over rounds of default's `key` minus raw's (100 B, `level` in flight)."""
+    runs, raw_runs = samples.get(("default", level, "100B")), samples.get(("raw", level, "100B"))
+    if not runs or not raw_runs:
+        return None
+    return round(statistics.median(r[key] - w[key] for r, w in zip(runs, raw_runs, strict=True)), 1)
+
+
+def goals(
+    samples: dict[tuple[str, int, str], list[dict[str, Any]]], streams: dict[str, Any]
+) -> dict[str, Any]:
+    """The figures issue 14's goals are stated in, each next to its target."""
+    return {
+        "default_over_raw_c64": (_median_ratio(samples, "default", "raw", 64), ">= 0.95"),
+        "default_client_cpu_us_c64": (_median_gap(samples, "client_cpu_us", 64), "<= +15"),
+        "default_server_cpu_us_c64": (_median_gap(samples, "server_cpu_us", 64), "<= +8"),
+        "default_p50_us_c1": (_median_gap(samples, "p50_us", 1), "<= +40"),
+        "traced_over_raw_c64": (_median_ratio(samples, "traced", "raw", 64), ">= 0.75"),
+        "traced_over_otel_c64": (_median_ratio(samples, "traced", "otel", 64), ">= 1.4"),
+        "traced_1pct_over_raw_c64": (_median_ratio(samples, "traced_1pct", "raw", 64), ">= 0.90"),
+        "server_stream_over_raw": (streams["server"]["default_over_raw"], ">= 0.95"),
+        "bidi_stream_over_raw": (streams["bidi"]["default_over_raw"], ">= 0.95"),
+    }
+
+
+def summarize_streams(samples: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per stream kind: median time to read a whole stream per variant, and CSF's rate
+    over raw's."""
+    summary: dict[str, Any] = {"messages": STREAM_MESSAGES}
+    for kind in ("server", "bidi"):
+        ratios = [
+            csf_run["messages_per_s"] / raw_run["messages_per_s"]
+            for csf_run, raw_run in zip(samples[kind, "default"], samples[kind, "raw"], strict=True)
+        ]
+        summary[kind] = {
+            **{f"{variant}_ms": round(statistics.median(r["ms_per_stream"] for r in runs), 2)
+               for (of, variant), runs in samples.items() if of == kind},
+            "default_over_raw": round(statistics.median(ratios), 3),
+            "spread": round(max(ratios) - min(ratios), 3),
+        }  # fmt: skip
+    return summary
 
 
 def summarize(
@@ -338,7 +423,7 @@ def summarize(
 COLUMNS = (
     ("conc", "concurrency", 5, ""),
     ("payload", "payload", 7, ""),
-    ("variant", "variant", 8, ""),
+    ("variant", "variant", 11, ""),
     ("calls/s", "calls_per_s", 9, ".0f"),
     ("x raw", "ratio_to_raw", 6, ".3f"),
     ("+-", "ratio_spread", 5, ".3f"),
@@ -360,11 +445,16 @@ def report(data: dict[str, Any]) -> None:
     for row in order:
         print(" ".join(f"{row[key]:>{width}{fmt}}" for _, key, width, fmt in COLUMNS))
     streams = data["streams"]
-    print(
-        f"server stream of {streams['messages']} messages: raw {streams['raw_ms']:.2f} ms, "
-        f"CSF default chain {streams['default_ms']:.2f} ms, "
-        f"{streams['default_over_raw']:.3f}x raw's rate (+-{streams['spread']:.3f})"
-    )
+    for kind, name in (("server", "server stream"), ("bidi", "bidi echo")):
+        figures = streams[kind]
+        print(
+            f"{name} of {streams['messages']} messages: raw {figures['raw_ms']:.2f} ms, "
+            f"CSF default chain {figures['default_ms']:.2f} ms, "
+            f"{figures['default_over_raw']:.3f}x raw's rate (+-{figures['spread']:.3f})"
+        )
+    print(f"issue 14's goals on the {data['loop']} loop (figure, target):")
+    for name, (figure, target) in data["goals"].items():
+        print(f"  {name:28} {'-' if figure is None else figure:>8}  {target}")
     if not data["dubbo"]:
         print("apache-dubbo is not installed: no peer figures (pip install apache-dubbo)")
     for peer in data["dubbo"]:
@@ -379,14 +469,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run, for CI and a first look")
     parser.add_argument("--rounds", type=int, help="rounds of every variant (default 5, quick 2)")
     parser.add_argument("--seconds", type=float, help="seconds a run (default 2, quick 0.5)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--out", type=Path, default=None, help=f"default {DEFAULT_OUT.name}")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    data = asyncio.run(measure(args.quick, args.rounds, args.seconds))
+    from echo_server import loop_factory
+
+    out = args.out or (DEFAULT_OUT if args.loop == "asyncio" else UVLOOP_OUT)
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        data = runner.run(measure(args.quick, args.rounds, args.seconds, args.loop))
     report(data)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -16,49 +16,91 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).parent / "results"
-VARIANTS = ("raw", "empty", "default", "traced", "dubbo")
+VARIANTS = ("raw", "empty", "default", "traced", "traced_1pct", "otel", "dubbo")
+LABELS = {"traced_1pct": "traced 1%", "otel": "official OTel", "dubbo": "apache-dubbo"}
 
 
-def overhead_chart(data: dict[str, Any], out: Path) -> None:
+def _by_variant(data: dict[str, Any], level: int) -> dict[str, dict[str, Any]]:
+    """The 100 B rows at `level` in flight, by variant, in VARIANTS order."""
+    rows = {r["variant"]: r for r in data["results"]
+            if r["payload"] == "100B" and r["concurrency"] == level}  # fmt: skip
+    return {variant: rows[variant] for variant in VARIANTS if variant in rows}
+
+
+def overhead_chart(data: dict[str, Any], uvloop: dict[str, Any] | None, out: Path) -> None:
+    """Calls/s per variant at each level; CPU per call on each side and latency
+    percentiles at 64 in flight; raw and CSF on both event loops."""
     rows = [r for r in data["results"] if r["payload"] == "100B"]
     levels = sorted({r["concurrency"] for r in rows})
-    figure, (calls, latency) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, ((calls, cpu), (latency, loops)) = plt.subplots(2, 2, figsize=(13, 8))
     width = 0.8 / len(VARIANTS)
     for offset, variant in enumerate(VARIANTS):
         mine = {r["concurrency"]: r for r in rows if r["variant"] == variant}
         if not mine:
             continue
-        # The apache-dubbo peer runs at some levels only: a missing bar is a zero.
+        # Some peers run at some levels only: a missing bar is a zero.
         xs = [i + offset * width for i in range(len(levels))]
-        label = "apache-dubbo" if variant == "dubbo" else variant
         throughput = [mine[level]["calls_per_s"] if level in mine else 0 for level in levels]
-        p50 = [mine[level]["p50_us"] / 1000 if level in mine else 0 for level in levels]
-        calls.bar(xs, throughput, width, label=label)
-        latency.bar(xs, p50, width, label=label)
-    for axis, title in ((calls, "calls/s (100 B)"), (latency, "p50 latency, ms (100 B)")):
-        axis.set_xticks(
-            [i + 0.3 for i in range(len(levels))], [f"{level} in flight" for level in levels]
-        )
-        axis.set_title(title)
-        axis.legend()
+        calls.bar(xs, throughput, width, label=LABELS.get(variant, variant))
+    calls.set_xticks([i + 0.4 for i in range(len(levels))], [f"{n} in flight" for n in levels])
+    calls.set_title("calls/s (100 B)")
+    calls.legend(fontsize=8)
+    at_64 = _by_variant(data, 64)
+    names = [LABELS.get(v, v) for v in at_64]
+    xs = list(range(len(at_64)))
+    cpu.bar([x - 0.2 for x in xs], [r["client_cpu_us"] for r in at_64.values()], 0.4,
+            label="client")  # fmt: skip
+    cpu.bar([x + 0.2 for x in xs], [r["server_cpu_us"] for r in at_64.values()], 0.4,
+            label="server")  # fmt: skip
+    cpu.set_xticks(xs, names, fontsize=8, rotation=20)
+    cpu.set_title("CPU us per call, each side (64 in flight)")
+    cpu.legend(fontsize=8)
+    for offset, key in enumerate(("p50_us", "p99_us")):
+        latency.bar([x + (offset - 0.5) * 0.4 for x in xs],
+                    [r[key] / 1000 for r in at_64.values()], 0.4, label=key[:3])  # fmt: skip
+    latency.set_xticks(xs, names, fontsize=8, rotation=20)
+    latency.set_title("latency ms (64 in flight)")
+    latency.legend(fontsize=8)
+    runs = {"asyncio": data, "uvloop": uvloop} if uvloop else {"asyncio": data}
+    for offset, (loop, run) in enumerate(runs.items()):
+        mine = _by_variant(run, 64)
+        shown = [v for v in ("raw", "default", "traced") if v in mine]
+        loops.bar([i + offset * 0.4 for i in range(len(shown))],
+                  [mine[v]["calls_per_s"] for v in shown], 0.4, label=loop)  # fmt: skip
+        loops.set_xticks([i + 0.2 for i in range(len(shown))], shown)
+    loops.set_title("calls/s by event loop (64 in flight)")
+    loops.legend(fontsize=8)
     figure.suptitle(f"CSF next to raw grpc.aio: {data['machine']}")
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
 
 
-def registry_chart(data: dict[str, Any], out: Path) -> None:
-    convergence = data["convergence"]
-    names = ("provider_change", "rule_push")
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for offset, percentile in enumerate(("p50_ms", "p99_ms")):
-        xs = [i + offset * 0.4 for i in range(len(names))]
-        axis.bar(xs, [convergence[name][percentile] for name in names], 0.4, label=percentile)
-    axis.axhline(200, color="grey", linestyle="--", label="target p99")
-    axis.set_xticks([i + 0.2 for i in range(len(names))], ["provider change", "rule push"])
-    axis.set_ylabel("ms until every consumer saw it")
-    axis.set_title(f"{convergence['consumers']} consumers, {convergence['providers']} providers")
-    axis.legend()
+def registry_chart(runs: list[dict[str, Any]], out: Path) -> None:
+    """How long a change takes to reach every consumer, and ZooKeeper's restart, by the
+    number of consumers watching (one run each)."""
+    runs = sorted(runs, key=lambda run: run["convergence"]["consumers"])
+    counts = [run["convergence"]["consumers"] for run in runs]
+    xs = list(range(len(runs)))
+    figure, (changes, restart) = plt.subplots(1, 2, figsize=(12, 4))
+    names = ("provider_add", "provider_remove", "rule_push")
+    width = 0.8 / len(names)
+    for offset, name in enumerate(names):
+        p99 = [run["convergence"][name]["p99_ms"] for run in runs]
+        changes.bar([x + offset * width for x in xs], p99, width, label=f"{name} p99")
+    changes.axhline(500, color="grey", linestyle="--", label="goal p99 500 ms")
+    changes.set_xticks([x + 0.4 for x in xs], [f"{n} consumers" for n in counts])
+    changes.set_ylabel("ms until every consumer saw it")
+    changes.legend(fontsize=8)
+    for offset, jitter in enumerate(("jitter_off", "jitter_on")):
+        seconds = [run["convergence"]["restart"][jitter]["all_converged_s"] for run in runs]
+        restart.bar([x + offset * 0.4 for x in xs], seconds, 0.4, label=jitter.replace("_", " "))
+    restart.axhline(10, color="grey", linestyle="--", label="goal 10 s")
+    restart.set_xticks([x + 0.2 for x in xs], [f"{n} consumers" for n in counts])
+    restart.set_ylabel("s until all re-listed after a ZooKeeper restart")
+    restart.legend(fontsize=8)
+    providers = runs[-1]["convergence"]["providers"]
+    figure.suptitle(f"Registry: {providers} providers, {runs[-1]['machine']}")
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
@@ -82,14 +124,15 @@ def overhead_table(data: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    overhead = RESULTS / "bench_overhead.json"
+    overhead, uvloop = RESULTS / "bench_overhead.json", RESULTS / "bench_overhead_uvloop.json"
     if overhead.exists():
         data = json.loads(overhead.read_text())
-        overhead_chart(data, RESULTS / "bench_overhead.png")
+        on_uvloop = json.loads(uvloop.read_text()) if uvloop.exists() else None
+        overhead_chart(data, on_uvloop, RESULTS / "bench_overhead.png")
         print(overhead_table(data))
-    registry = RESULTS / "bench_registry.json"
-    if registry.exists():
-        registry_chart(json.loads(registry.read_text()), RESULTS / "bench_registry.png")
+    registry = [json.loads(f.read_text()) for f in sorted(RESULTS.glob("bench_registry*.json"))]
+    if registry:
+        registry_chart(registry, RESULTS / "bench_registry.png")
     print(f"charts written under {RESULTS}")
 
 

@@ -1,6 +1,7 @@
 """The benchmark's provider: the demo Greeter served raw, through CSF, or CSF with tracing.
 
     python benchmarks/echo_server.py --mode raw|csf|traced [--registry URL] [--tenant T]
+        [--loop asyncio|uvloop]
 
 Prints 'serving HOST:PORT' when ready and runs until SIGTERM.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 import csf
 from demo import greeter_pb2_grpc
@@ -28,8 +30,10 @@ class Nowhere(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def traced() -> csf.Observability:
-    provider = TracerProvider()
+def traced(ratio: float = 1.0) -> csf.Observability:
+    """Tracing into an exporter that drops spans, sampling `ratio` of new traces (a call
+    with a parent follows the parent's choice)."""
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Nowhere()))
     return csf.Observability(tracer_provider=provider, metrics=False)
 
@@ -60,14 +64,24 @@ def main() -> None:
     parser.add_argument("--mode", choices=("raw", "csf", "traced"), required=True)
     parser.add_argument("--registry", default="static://127.0.0.1:1")
     parser.add_argument("--tenant", default="Bench")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
-    if args.mode == "raw":
-        asyncio.run(serve_raw())
-    else:
-        off = csf.Observability(tracing=False, metrics=False)
-        asyncio.run(
-            serve_csf(args.registry, args.tenant, traced() if args.mode == "traced" else off)
-        )
+    off = csf.Observability(tracing=False, metrics=False)
+    observability = traced() if args.mode == "traced" else off
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        if args.mode == "raw":
+            runner.run(serve_raw())
+        else:
+            runner.run(serve_csf(args.registry, args.tenant, observability))
+
+
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop `loop` names; None: asyncio's own."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The benchmarks: load balancers, CSF next to raw grpc.aio, registry scale; then charts.
+# The benchmarks: load balancers, CSF next to raw grpc.aio (on asyncio's loop, then on
+# uvloop's), registry scale; then charts.
 # Pass --quick for a short run. Results: benchmarks/results/*.json and *.png.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
 ensure_venv
-"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench]"
+"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench,uvloop]"
 cd "$ROOT"
 # The benchmarks run as scripts and import demo/, which is not installed: the root comes first.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" benchmarks/bench_lb.py "$@"
 "$PY" benchmarks/bench_overhead.py "$@"
+"$PY" benchmarks/bench_overhead.py --loop uvloop "$@"
+# The registry at 100 consumers, then at 1,000 (20 processes of 50): the chart puts them side by side.
+"$PY" benchmarks/bench_registry.py --consumers 100 --processes 10 \
+  --out benchmarks/results/bench_registry_100.json "$@"
 "$PY" benchmarks/bench_registry.py "$@"
 "$PY" benchmarks/charts.py
