@@ -168,9 +168,10 @@ class GovernedUnaryUnaryCall(TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respons
         self._task = loop.create_future()
         self._runner: asyncio.Task[Any] | None = None
         """The task running the chain: its own, or the awaiter's."""
-        self._start = loop.call_soon(self._run_in_task)
+        self._start: asyncio.Handle | None = loop.call_soon(self._run_in_task)
 
     def _run_in_task(self) -> None:
+        self._start = None  # it holds this call: let a finished call go without the GC
         runner = self._runner = asyncio.get_running_loop().create_task(self._chain)
         runner.add_done_callback(self._settle)
 
@@ -189,6 +190,7 @@ class GovernedUnaryUnaryCall(TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respons
         if self._runner is not None or self._task.done() or awaiter is None:
             response: ResponseT = yield from self._task.__await__()
             return response
+        assert self._start is not None, "not begun: its start is pending"
         self._start.cancel()
         self._runner = awaiter
         outcome = self._task
@@ -213,6 +215,7 @@ class GovernedUnaryUnaryCall(TaskCall, grpc.aio.UnaryUnaryCall[RequestT, Respons
     def _stop(self) -> None:
         runner = self._runner
         if runner is None:  # not begun: it never will
+            assert self._start is not None
             self._start.cancel()
             self._chain.close()
             self._task.cancel()

@@ -1,6 +1,7 @@
 """The call objects at the edges of a call's life, driven by a fake chain (no network)."""
 
 import asyncio
+import gc
 
 import grpc
 
@@ -116,3 +117,22 @@ async def test_a_call_never_awaited_runs_and_can_be_cancelled_before_it_starts()
     assert ran == ["ran"], "the one not cancelled ran on its own; the other never began"
     assert await started.code() is grpc.StatusCode.OK
     assert await stopped.code() is grpc.StatusCode.CANCELLED
+
+
+async def test_finished_calls_leave_no_reference_cycle_for_the_collector() -> None:
+    async def chain(inv: Invocation) -> str:
+        return "response"
+
+    def call() -> GovernedUnaryUnaryCall[str, str]:
+        return GovernedUnaryUnaryCall(chain, _invocation())
+
+    await asyncio.gather(call(), call())  # warm up asyncio's own first-use objects
+    gc.collect()
+    gc.disable()
+    try:
+        await asyncio.gather(*(call() for _ in range(50)))  # each in a task of its own
+        for _ in range(50):
+            await call()  # each in the awaiting task
+        assert gc.collect() == 0, "every call was freed by its reference count"
+    finally:
+        gc.enable()
