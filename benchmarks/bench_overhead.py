@@ -456,7 +456,7 @@ def report(data: dict[str, Any]) -> None:
     for name, (figure, target) in data["goals"].items():
         print(f"  {name:28} {'-' if figure is None else figure:>8}  {target}")
     if not data["dubbo"]:
-        print("apache-dubbo is not installed: no peer figures (pip install apache-dubbo)")
+        print("no apache-dubbo figures: it runs on asyncio's loop, with the bench extra installed")
     for peer in data["dubbo"]:
         print(
             f"CSF default chain / apache-dubbo at concurrency {peer['concurrency']}, "
