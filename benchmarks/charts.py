@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("raw", "empty", "default", "traced", "traced_1pct", "otel", "dubbo")
+# bench_registry's deadline for every consumer to converge after a restart.
+RESTART_CAP = 60.0
 LABELS = {"traced_1pct": "traced 1%", "otel": "official OTel", "dubbo": "apache-dubbo"}
 
 
@@ -93,11 +95,17 @@ def registry_chart(runs: list[dict[str, Any]], out: Path) -> None:
     changes.set_ylabel("ms until every consumer saw it")
     changes.legend(fontsize=8)
     for offset, jitter in enumerate(("jitter_off", "jitter_on")):
+        # None: not all converged within the benchmark's deadline; drawn at it, hatched.
         seconds = [run["convergence"]["restart"][jitter]["all_converged_s"] for run in runs]
-        restart.bar([x + offset * 0.4 for x in xs], seconds, 0.4, label=jitter.replace("_", " "))
+        bars = restart.bar([x + offset * 0.4 for x in xs],
+                           [RESTART_CAP if s is None else s for s in seconds], 0.4,
+                           label=jitter.replace("_", " "))  # fmt: skip
+        for bar, converged in zip(bars, seconds, strict=True):
+            if converged is None:
+                bar.set_hatch("//")
     restart.axhline(10, color="grey", linestyle="--", label="goal 10 s")
     restart.set_xticks([x + 0.2 for x in xs], [f"{n} consumers" for n in counts])
-    restart.set_ylabel("s until all re-listed after a ZooKeeper restart")
+    restart.set_ylabel("s until all re-listed (hatched: not all in 60 s)")
     restart.legend(fontsize=8)
     providers = runs[-1]["convergence"]["providers"]
     figure.suptitle(f"Registry: {providers} providers, {runs[-1]['machine']}")
