@@ -98,26 +98,26 @@ class RetryFilter:
     def in_force(self) -> bool:
         """False when this stub's calls get one plain attempt: nothing to retry, and
         nothing to count in the budget retries are paid from."""
-        mode = self._state.mode
-        if mode == "failsafe":
-            return True
-        return mode != "failfast" and self._ctx.config.idempotent and self._attempts > 1
+        return self._state.mode == "failsafe" or self._attempts > 1
 
     @property
     def _attempts(self) -> int:
+        """How many providers a call may try (failover) or be sent to at once (forking)."""
+        if self._state.mode == "failfast":
+            return 1
+        if not self._ctx.config.idempotent:  # copies would run a request several times
+            return 1
         rule_retries = self._state.retries
         return (self._ctx.config.retries if rule_retries is None else rule_retries) + 1
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         self.budget.deposit()
         mode = self._state.mode
-        if mode == "failover":
-            return await self._failover(inv, next)
         if mode == "forking":
             return await self._forking(inv, next)
         if mode == "failsafe":
             return await self._failsafe(inv, next)
-        return await next(inv)
+        return await self._failover(inv, next)  # failfast: one attempt (_attempts)
 
     def _retryable(self, inv: Invocation, error: BaseException) -> bool:
         if not isinstance(error, grpc.aio.AioRpcError) or isinstance(error, InvocationError):
@@ -141,7 +141,7 @@ class RetryFilter:
         return response
 
     async def _failover(self, inv: Invocation, next: Invoker) -> Any:
-        attempts = self._attempts if self._ctx.config.idempotent else 1
+        attempts = self._attempts
         if attempts == 1:
             return await next(inv)
         share = (inv.deadline - time.monotonic()) / attempts
@@ -183,7 +183,7 @@ class RetryFilter:
             return await answer_instead(self._ctx, inv, error, empty_if_none=True)
 
     async def _forking(self, inv: Invocation, next: Invoker) -> Any:
-        if not self._ctx.config.idempotent:  # copies would run a request several times
+        if self._attempts == 1:
             return await next(inv)
         # The copies share `tried`, so each picks a provider the others have not.
         copies = {
