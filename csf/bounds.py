@@ -78,6 +78,8 @@ START_TIME = Bound(0, 4_102_444_800)
 """A provider's start time, Unix seconds, before 2100."""
 WARMUP_S = Bound(0, 86_400)
 """A provider's warm-up, seconds: at most a day."""
+BUCKETS = Bound(1, 100_000, whole=True)
+"""A `set` rule's buckets."""
 
 SECONDS = Bound(0.001, 86_400)
 """A timeout, wait or grace given in code (timeout=, startup_wait=, grace=), and the

@@ -13,48 +13,16 @@ from typing import Any, ClassVar, Self
 
 from csf import bounds
 from csf._exceptions import ConfigError
-from csf._json import has_schema, load_json_object
+from csf._rule_document import RuleError as RuleError
+from csf._rule_document import entries, only_keys, rule_document
 from csf.bounds import Bound
 from csf.config import check_name, parse_address
-
-RULE_SCHEMA = 1
-MAX_RULE_BYTES = 256 * 1024
-
-
-class RuleError(ConfigError):
-    """A rule document that cannot be applied; the message names the kind and field."""
-
-
-def _document(kind: str, data: bytes) -> dict[str, Any]:
-    try:
-        document = load_json_object(data, MAX_RULE_BYTES)
-    except ValueError as exc:
-        raise RuleError(f"{kind}: {exc}") from None
-    if not has_schema(document, RULE_SCHEMA):
-        raise RuleError(f"{kind}: schema must be {RULE_SCHEMA}, got {document.get('schema')!r}")
-    return document
-
-
-def _entries(where: str, value: object, what: str) -> dict[str, Any]:
-    """`value` as an object of at most bounds.MAX_ENTRIES entries."""
-    if not isinstance(value, dict):
-        raise RuleError(f"{where}: expected an object of {what}")
-    if len(value) > bounds.MAX_ENTRIES:
-        raise RuleError(f"{where}: {len(value)} entries, at most {bounds.MAX_ENTRIES}")
-    return value
-
-
-def _only(kind: str, document: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(document) - allowed)
-    if unknown:
-        raise RuleError(
-            f"{kind}: unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}"
-        )
+from csf.set_rule import SetRule
 
 
 def _weights(where: str, value: object, key_check: Callable[[str, str], object]) -> dict[str, int]:
     weights = {}
-    for key, weight in _entries(where, value, "name to weight").items():
+    for key, weight in entries(where, value, "name to weight").items():
         try:
             key_check(where, key)
         except ConfigError as exc:
@@ -72,8 +40,8 @@ class WeightRule:
 
     @classmethod
     def parse(cls, data: bytes) -> WeightRule:
-        document = _document("weight", data)
-        _only("weight", document, {"schema", "instances"})
+        document = rule_document("weight", data)
+        only_keys("weight", document, {"schema", "instances"})
         return cls(_weights("weight.instances", document.get("instances", {}), parse_address))
 
 
@@ -92,9 +60,9 @@ class RouteRule:
 
     @classmethod
     def parse(cls, data: bytes) -> RouteRule:
-        document = _document("route", data)
-        _only("route", document, {"schema", "group_weights", "tags", "methods"})
-        methods = _entries("route.methods", document.get("methods", {}), "method name to rule")
+        document = rule_document("route", data)
+        only_keys("route", document, {"schema", "group_weights", "tags", "methods"})
+        methods = entries("route.methods", document.get("methods", {}), "method name to rule")
         return cls._parse_body("route", document, methods)
 
     @classmethod
@@ -106,7 +74,7 @@ class RouteRule:
         )
         if group_weights and not any(group_weights.values()):
             raise RuleError(f"{where}.group_weights: at least one weight must be above 0")
-        tags = _entries(f"{where}.tags", body.get("tags", {}), "string to string")
+        tags = entries(f"{where}.tags", body.get("tags", {}), "string to string")
         if not all(isinstance(v, str) for v in tags.values()):
             raise RuleError(f"{where}.tags: expected an object of string to string")
         parsed_methods = {}
@@ -114,7 +82,7 @@ class RouteRule:
             method_where = f"{where}.methods[{name!r}]"
             if not isinstance(method_body, dict):
                 raise RuleError(f"{method_where}: expected an object")
-            _only(method_where, method_body, {"group_weights", "tags"})
+            only_keys(method_where, method_body, {"group_weights", "tags"})
             parsed_methods[name] = cls._parse_body(method_where, method_body, {})
         return cls(group_weights, dict(tags), parsed_methods)
 
@@ -175,9 +143,9 @@ class FlatRule:
 
     @classmethod
     def parse(cls, data: bytes) -> Self:
-        document = _document(cls.KIND, data)
-        _only(cls.KIND, document, {"schema", "methods", *cls.CHECKS})
-        methods = _entries(
+        document = rule_document(cls.KIND, data)
+        only_keys(cls.KIND, document, {"schema", "methods", *cls.CHECKS})
+        methods = entries(
             f"{cls.KIND}.methods", document.get("methods", {}), "method name to fields"
         )
         parsed_methods = {}
@@ -185,7 +153,7 @@ class FlatRule:
             where = f"{cls.KIND}.methods[{name!r}]"
             if not isinstance(body, dict):
                 raise RuleError(f"{where}: expected an object")
-            _only(where, body, set(cls.CHECKS))
+            only_keys(where, body, set(cls.CHECKS))
             parsed_methods[name] = cls._checked(where, body)
         service = cls._checked(cls.KIND, document)
         return cls(methods=parsed_methods, **service)
@@ -296,10 +264,11 @@ class TimeoutRule(FlatRule):
     timeout_ms: float | None = None
 
 
-Rule = WeightRule | RouteRule | FlatRule
+Rule = WeightRule | RouteRule | FlatRule | SetRule
 PARSERS: Mapping[str, Callable[[bytes], Rule]] = {
     "weight": WeightRule.parse,
     "route": RouteRule.parse,
+    "set": SetRule.parse,
     **{
         kind.KIND: kind.parse
         for kind in (

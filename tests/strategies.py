@@ -58,3 +58,40 @@ def encoded(document: Any) -> bytes:
 def nested(depth: int, prefix: bytes = b"", suffix: bytes = b"") -> bytes:
     """Valid JSON `depth` arrays deep, inside `prefix`/`suffix`."""
     return prefix + b"[" * depth + b"]" * depth + suffix
+
+
+# -- SET routing (csf.set_rule) -------------------------------------------------------------
+
+_set_parts = st.sampled_from(["hz", "sh", "a", "b", "1", "2"]) | st.text(
+    "abz09-", min_size=1, max_size=40
+)
+
+
+def set_names() -> st.SearchStrategy[Any]:
+    """Valid SET names (csf.set_rule.SetName), often the same few."""
+    from csf.set_rule import SetName
+
+    return st.builds(SetName, _set_parts, _set_parts, _set_parts | st.just("*"))
+
+
+@st.composite
+def set_rules(draw: st.DrawFn) -> Any:
+    """Valid `set` rules (csf.set_rule.SetRule): ranges cut anywhere, neighbours possibly
+    of one SET, every policy; now and then the largest number of buckets."""
+    from csf.set_rule import MAX_BUCKETS, BucketRange, SetRule
+
+    # One rule in twenty has the most buckets (a branch of `|` would be half of them).
+    buckets = MAX_BUCKETS if draw(st.integers(0, 19)) == 0 else draw(st.integers(1, 300))
+    cuts = sorted(draw(st.sets(st.integers(1, buckets - 1), max_size=12)) if buckets > 1 else [])
+    names = draw(st.lists(set_names(), min_size=1, max_size=4))
+    starts = [0, *cuts]
+    ends = [*(cut - 1 for cut in cuts), buckets - 1]
+    ranges = tuple(
+        BucketRange(first, last, draw(st.sampled_from(names)))
+        for first, last in zip(starts, ends, strict=True)
+    )
+    key = draw(st.none() | st.sampled_from(["x-user-id", "uid", "a.b_c-1"]))
+    on_empty = draw(
+        st.sampled_from(["fail", "area"]) | set_names().map(lambda name: f"center:{name}")
+    )
+    return SetRule(buckets, ranges, key, on_empty, draw(st.booleans()))

@@ -58,6 +58,7 @@ FIELDS: dict[str, Bound] = {
     "grace": bounds.SECONDS,
     "max_skew": bounds.SECONDS,
     "session_timeout": bounds.SESSION_TIMEOUT,
+    "buckets": bounds.BUCKETS,
 }
 
 
@@ -90,6 +91,7 @@ WHERE: dict[str, list[str]] = {
     "server": ["grace"],
     "auth": ["max_skew"],
     "url": ["session_timeout"],
+    "set": ["buckets"],
 }  # fmt: skip
 
 
@@ -110,6 +112,9 @@ def _accepted(where: str, field: str, value: float) -> bool:
             CallerAuth(secrets={"app": "s" * 16}, max_skew=value)
         elif where == "url":
             parse_registry_url(f"zk://127.0.0.1:2181?session_timeout={value}")
+        elif where == "set":
+            ranges = [{"from": 0, "to": max(0, int(value) - 1), "set": "hz.a.1"}]
+            parse_rule("set", json.dumps({"schema": 1, field: value, "ranges": ranges}).encode())
         else:
             parse_rule(where, json.dumps({"schema": 1, field: value}).encode())
     except (csf.ConfigError, InstanceFormatError):

@@ -114,7 +114,7 @@ def test_flat_rules_apply_method_overrides() -> None:
     assert parse_rule("retry", _doc()) == RetryRule()
 
 
-KINDS = "breaker, concurrency, degrade, ratelimit, retry, route, timeout, weight"
+KINDS = "breaker, concurrency, degrade, ratelimit, retry, route, set, timeout, weight"
 
 
 BREAKER_FIELDS = (

@@ -52,6 +52,7 @@ FIELDS: dict[str, list[str]] = {
     "timeout": ["timeout_ms"],
     "weight": ["instances"],
     "route": ["group_weights", "tags"],
+    "set": ["key", "buckets", "ranges", "on_empty", "verify"],
 }  # fmt: skip
 KINDS = sorted(PARSERS)
 FLAT: dict[str, type[FlatRule]] = {

@@ -10,6 +10,7 @@ import json
 import posixpath
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import STATUSES
 from csf.registry.paths import rule_path, service_path, tenant_path
 from csf.rules import PARSERS, RuleError, parse_rule
+from csf.set_rule import SetName, SetRule
 
 CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
@@ -69,6 +71,10 @@ def _object(data: bytes) -> dict[str, Any]:
     """A node's JSON object; empty for anything else (another writer's garbage)."""
     document = _json(data)
     return document if isinstance(document, dict) else {}
+
+
+def _unannounced(rule: SetRule, announced: Counter[str]) -> list[str]:
+    return sorted(str(name) for name in rule.sets if str(name) not in announced)
 
 
 def _failed_operation(operations: list[Any], results: list[Any]) -> tuple[str, Exception]:
@@ -350,6 +356,77 @@ class RegistryAdmin:
         base = f"{self._service(service)}/configs"
         return {kind: self._document(f"{base}/{kind}") for kind in self._children(base)}
 
+    # -- SET routing (DESIGN section 8) ------------------------------------------------
+
+    def set_rule_of(self, service: str) -> tuple[SetRule, int]:
+        """The service's `set` rule as consumers read it, and its version."""
+        path = rule_path(self.tenant, check_name("service", service), SetRule.KIND)
+        try:
+            data, stat = self._call(self.client.get, path)
+        except NoNodeError:
+            raise Refused(f"{service} has no set rule: it is not SET-ized") from None
+        try:
+            return SetRule.parse(data), stat.version
+        except RuleError as exc:
+            raise Refused(f"{path} holds a rule consumers refuse: {exc}") from None
+
+    def move_buckets(self, service: str, first: int, last: int, to: SetName) -> tuple[SetRule, int]:
+        """Give buckets `first`..`last` to `to`: one new version of the rule, validated as
+        consumers will read it, written only over the version read (compare-and-set) so
+        that a concurrent edit is refused rather than lost. Returns the rule and version."""
+        rule, version = self.set_rule_of(service)
+        try:
+            moved = rule.moved(first, last, to)
+            data = json.dumps(moved.to_document()).encode()
+            SetRule.parse(data)  # exactly what consumers will read
+        except RuleError as exc:
+            raise Refused(str(exc)) from None
+        path = rule_path(self.tenant, service, SetRule.KIND)
+        try:
+            stat = self.client.set(path, data, version=version)
+        except (BadVersionError, NoNodeError):
+            raise Refused(
+                f"set move: the set rule of {service} changed since it was read (version "
+                f"{version}); nothing was written: look at it again and retry"
+            ) from None
+        except (ConnectionLoss, SessionExpiredError):
+            raise
+        except KazooException as exc:
+            raise self.refusal(path, exc) from None
+        return moved, stat.version
+
+    def announced_sets(self, service: str) -> Counter[str]:
+        """How many providers of the service announce each SET (providers in none aside)."""
+        return Counter(p["set"] for p in self.providers(service) if p.get("set") is not None)
+
+    def unannounced_sets(self, service: str, rule: SetRule) -> list[str]:
+        """The SETs `rule` may send calls to that no provider of the service announces
+        (yet: a SET may be deployed after its rule)."""
+        return _unannounced(rule, self.announced_sets(service))
+
+    def set_view(self, service: str, rule: SetRule, version: int) -> dict[str, Any]:
+        """The rule's table as operators read it: each range with its share of the
+        buckets, the providers announcing its SET and where its calls go if it has none."""
+        announced = self.announced_sets(service)
+        ranges = []
+        for bucket_range in rule.ranges:
+            count = bucket_range.last - bucket_range.first + 1
+            fallback = rule.fallback(bucket_range.set)
+            ranges.append({
+                **bucket_range.to_document(),
+                "buckets": count,
+                "share": round(100 * count / rule.buckets, 3),
+                "providers": announced[str(bucket_range.set)],
+                "fallback": None if fallback is None else str(fallback),
+            })  # fmt: skip
+        return {
+            "service": service,
+            "version": version,
+            "rule": rule.to_document(),
+            "ranges": ranges,
+            "unannounced": _unannounced(rule, announced),
+        }
+
     # -- views -------------------------------------------------------------------------
 
     def providers(
@@ -381,6 +458,7 @@ class RegistryAdmin:
                         "tags": dict(instance.tags),
                         "uptime_s": round(max(0.0, now - instance.start_time), 1),
                         "services": {k: list(v) for k, v in instance.services.items()},
+                        "set": instance.set,
                     })  # fmt: skip
         return found
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from kazoo.exceptions import ConnectionLoss, KazooException, SessionExpiredError
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 
@@ -33,6 +33,7 @@ from csf._json import load_json
 from csf.config import ZooKeeperURL, parse_registry_url
 from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin, RegistryUnreachable
 from csf.registry.descriptors import export, parse
+from csf.set_rule import SetName, SetRule
 
 T = TypeVar("T")
 REFUSED, USAGE, UNREACHABLE, FOUND_OPEN = 1, 2, 3, 4
@@ -47,6 +48,10 @@ app = typer.Typer(
 )
 rule_app = typer.Typer(help="Governance rules under configs/<kind>.", no_args_is_help=True)
 app.add_typer(rule_app, name="rule")
+set_app = typer.Typer(
+    help="SET (cell) routing: the set rule's table of bucket ranges.", no_args_is_help=True
+)
+app.add_typer(set_app, name="set")
 
 
 def _console(width: int | None = None) -> Console:
@@ -173,7 +178,7 @@ def _run(ctx: typer.Context, action: Callable[[RegistryAdmin], T]) -> T:
 
 
 def _show(
-    ctx: typer.Context, data: Any, table: Callable[[], Table | str], *, one_line: bool = False
+    ctx: typer.Context, data: Any, table: Callable[[], RenderableType], *, one_line: bool = False
 ) -> None:
     if ctx.obj.json:
         typer.echo(json.dumps(data, indent=None if one_line else 2, sort_keys=True))
@@ -338,7 +343,15 @@ def rule_set(
         data = _read(file, "rule set --file")
     else:
         data = (document or "").encode("utf-8", "surrogateescape")
-    written = _run(ctx, lambda admin: admin.set_rule(service, kind, data, force=force))
+
+    def write(admin: RegistryAdmin) -> tuple[Any, list[str]]:
+        written = admin.set_rule(service, kind, data, force=force)
+        if kind != SetRule.KIND:
+            return written, []
+        return written, admin.unannounced_sets(service, SetRule.parse(data))
+
+    written, unannounced = _run(ctx, write)
+    _warn_unannounced(service, unannounced)
     _show(ctx, written, lambda: f"{service} {kind} rule set: {json.dumps(written)}")
 
 
@@ -362,6 +375,114 @@ def rule_ls(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> 
     rules = _run(ctx, lambda admin: admin.rules(admin.existing(service)))
     rows = [[kind, json.dumps(doc)] for kind, doc in rules.items()]
     _show(ctx, rules, lambda: _table(f"{service} rules", ["kind", "rule"], rows))
+
+
+# -- SET routing --------------------------------------------------------------------------
+
+
+def _warn_unannounced(service: str, names: list[str]) -> None:
+    """A SET may be deployed after the rule naming it: written, but said."""
+    if names:
+        typer.echo(
+            f"csf-registry: warning: no provider of {_printable(service)} announces SET "
+            f"{', '.join(names)} yet: calls routed there find no provider until one does",
+            err=True,
+        )
+
+
+def _set_table(view: dict[str, Any]) -> RenderableType:
+    rule = view["rule"]
+    key = rule.get("key") or "the stub's set_key or hash_key"
+    verify = "true" if rule["verify"] else "false"
+    header = (
+        f"{view['service']} set rule, version {view['version']}: key {key}, "
+        f"{rule['buckets']} buckets, on_empty {rule['on_empty']}, verify {verify}"
+    )
+    rows = [
+        [r["from"], r["to"], r["buckets"], r["set"], f"{r['share']:g}", r["providers"]]
+        for r in view["ranges"]
+    ]
+    columns = ["from", "to", "buckets", "SET", "share %", "providers"]
+    return Group(_printable(header), _table("", columns, rows))
+
+
+ServiceArgument = Annotated[
+    str, typer.Argument(metavar="SERVICE", help="Microservice code, e.g. XIESR.")
+]
+
+
+@set_app.command("show")
+def set_show(ctx: typer.Context, service: ServiceArgument, json_output: JsonFlag = False) -> None:
+    """The set rule of SERVICE: its key, buckets, policies, and which SET owns each range
+    of buckets, with its share and the providers announcing it."""
+
+    def view_of(admin: RegistryAdmin) -> dict[str, Any]:
+        return admin.set_view(service, *admin.set_rule_of(service))
+
+    view = _run(ctx, view_of)
+    _show(ctx, view, lambda: _set_table(view))
+
+
+@set_app.command("which")
+def set_which(
+    ctx: typer.Context,
+    service: ServiceArgument,
+    key: Annotated[str, typer.Argument(help="A call's key, e.g. a user id.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """The bucket and SET a call with KEY goes to, and where it goes if that SET has no
+    usable provider."""
+    if not key:
+        raise _fail("set which: an empty key is no key: the call goes to the caller's SET", REFUSED)
+    rule, version = _run(ctx, lambda admin: admin.set_rule_of(service))
+    bucket, owner = rule.which(key)
+    fallback = rule.fallback(owner)
+    found = {
+        "service": service,
+        "key": key,
+        "bucket": bucket,
+        "buckets": rule.buckets,
+        "set": str(owner),
+        "on_empty": rule.on_empty,
+        "fallback": None if fallback is None else str(fallback),
+        "version": version,
+    }
+    otherwise = "the call fails" if fallback is None else f"SET {fallback}"
+    _show(
+        ctx,
+        found,
+        lambda: _printable(
+            f"{service} key {key}: bucket {bucket} of {rule.buckets}, SET {owner} "
+            f"(with no usable provider there: {otherwise})"
+        ),
+    )
+
+
+@set_app.command("move")
+def set_move(
+    ctx: typer.Context,
+    service: ServiceArgument,
+    first: Annotated[int, typer.Argument(metavar="FROM", help="The first bucket moved.")],
+    last: Annotated[int, typer.Argument(metavar="TO", help="The last bucket moved.")],
+    set_name: Annotated[str, typer.Argument(metavar="SET", help="The SET they move to.")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Give buckets FROM..TO (inclusive) to SET: one new version of the rule, validated
+    as consumers will read it, written once, and only if nobody changed the rule since
+    it was read. Mind the keys' data: freeze their writes, move, wait, unfreeze."""
+    try:
+        target = SetName.parse("set move: SET", set_name)
+    except ConfigError as exc:
+        raise _fail(str(exc), REFUSED) from None
+
+    def move(admin: RegistryAdmin) -> dict[str, Any]:
+        return admin.set_view(service, *admin.move_buckets(service, first, last, target))
+
+    view = _run(ctx, move)
+    view["moved"] = {"from": first, "to": last, "set": str(target)}
+    _warn_unannounced(service, view["unannounced"])
+    done = f"buckets {first}..{last} now belong to {target}: rule version {view['version']}"
+    _show(ctx, view, lambda: Group(_set_table(view), done))
 
 
 # -- views --------------------------------------------------------------------------------

@@ -93,14 +93,15 @@ COMMANDS = [
     [], ["import"], ["online"], ["open"], ["close"], ["offline"], ["deregister"],
     ["subscribe"], ["unsubscribe"], ["subscriptions"], ["rule"], ["rule", "set"],
     ["rule", "get"], ["rule", "rm"], ["rule", "ls"], ["ls"], ["providers"], ["tree"],
-    ["audit"], ["nope"],
+    ["audit"], ["set"], ["set", "show"], ["set", "which"], ["set", "move"], ["nope"],
 ]  # fmt: skip
 OPTIONS = ["--zk", "--tenant", "--digest", "--digest-file", "--json", "--force", "--file",
            "--grpc-service", "-o", "--output", "--help", "--", "-"]  # fmt: skip
 VALUES = ["XIESR", "web", "breaker", "timeout", "route", "demo.Greeter", "..", "../..", "/",
           "{}", '{"schema": 1}', '{"schema": 1, "force": "open"}', "zk://127.0.0.1:1",
           "static://127.0.0.1:1", "a:b", "[/x]", "[link=x]y", "TenantA", "/dev/null",
-          "/nonexistent/file", "", " ", "\x7f", "é"]  # fmt: skip
+          "/nonexistent/file", "", " ", "\x7f", "é", "0", "999", "-1", "hz.a.1",
+          "hz.a.*"]  # fmt: skip
 words = st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=30)
 
 
