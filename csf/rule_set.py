@@ -4,6 +4,10 @@ Each kind is watched under `configs/<kind>`; a valid document replaces the curre
 whole and tells the listeners, an invalid one is refused (the last good rule stays) and
 told once (logged and counted through `Rejections`, however often it is read again), and
 a deleted (or empty) one restores the defaults (None).
+
+A consumer's rules are also kept on disk (DESIGN section 8): saved after every change
+once ZooKeeper gave every kind, and, when ZooKeeper gives none within `startup_wait`,
+the saved rules of the kinds still unread count as their first reading.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from csf._quoted import quoted
+from csf._rule_snapshot import RuleSnapshot
 from csf.config import DEFAULT_STARTUP_WAIT
 from csf.registry import Registry, Subscription
 from csf.registry.paths import rule_path
+from csf.registry.snapshot import SnapshotStore
 from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
 
 logger = logging.getLogger("csf.rules")
@@ -36,6 +42,7 @@ class ServiceRules:
         kinds: Iterable[str] = PARSERS,
         *,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self.where = f"{tenant}/{service}"
         self.rejected = 0
@@ -50,6 +57,11 @@ class ServiceRules:
         self._read = asyncio.Event()
         self._waited = False
         self._give_up_at = time.monotonic() + startup_wait
+        self._documents: dict[str, bytes] = {}
+        """The document of each rule in force (not the defaults), as the snapshot keeps them."""
+        self._snapshot = None
+        if snapshots is not None:
+            self._snapshot = RuleSnapshot(snapshots, tenant, service, lambda: self._documents)
         self._subscriptions: list[Subscription] = [
             registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
             for kind in self.current
@@ -71,7 +83,8 @@ class ServiceRules:
 
     @property
     def ready(self) -> bool:
-        """Every kind was read once (or `settle` gave up waiting for that)."""
+        """Every kind was read once (or `settle` gave up waiting for that: the kinds
+        still unread then start from the snapshot's rules, or the defaults)."""
         return self._waited or self._read.is_set()
 
     async def settle(self, within: float) -> None:
@@ -80,11 +93,31 @@ class ServiceRules:
         after these rules were asked for (then it gives up for good)."""
         if self.ready:
             return
+        deadline = time.monotonic() + within
         left = self._give_up_at - time.monotonic()
         try:
             await asyncio.wait_for(self._read.wait(), max(0.0, min(within, left)))
         except TimeoutError:
-            self._waited = time.monotonic() >= self._give_up_at
+            if time.monotonic() >= self._give_up_at:
+                await self._give_up(deadline - time.monotonic())
+
+    async def _give_up(self, within: float) -> None:
+        """ZooKeeper gave no full reading within `startup_wait`: the kinds it has not
+        given start from the snapshot's rules, if there are any (else the defaults)."""
+        saved = {} if self._snapshot is None else await self._snapshot.loaded(within)
+        if self.ready:  # the reading came, or another call gave up, meanwhile
+            return
+        self._waited = True
+        kinds = sorted(self._unread & saved.keys())
+        for kind in kinds:
+            self._documents[kind] = saved[kind].document
+            self._apply(kind, saved[kind].rule)
+        if kinds:
+            logger.warning(
+                "%s: the registry is unreachable; starting from the saved %s rules",
+                self.where,
+                ", ".join(kinds),
+            )
 
     def version(self, kind: str) -> int:
         """How many times rule `kind` changed: a cheap test of whether to rebuild."""
@@ -104,8 +137,9 @@ class ServiceRules:
 
     def _update(self, kind: str, data: bytes | None) -> None:
         self._unread.discard(kind)
-        if not self._unread:
+        if not self._unread and not self._read.is_set():
             self._read.set()
+            self._save_soon()  # what ZooKeeper holds now replaces an older snapshot
         try:
             # An empty node is a rule being written (created, then set): no rule yet.
             rule = parse_rule(kind, data) if data else None
@@ -113,8 +147,21 @@ class ServiceRules:
             self._refuse(kind, data, exc)
             return
         self._rejections.forget(self._paths[kind])
-        if rule == self.current.get(kind):
-            return
+        if data:
+            self._documents[kind] = data
+        else:
+            self._documents.pop(kind, None)
+        if rule != self.current.get(kind):
+            self._apply(kind, rule)
+            self._save_soon()
+
+    def _save_soon(self) -> None:
+        """Save the rules in force, once ZooKeeper gave every kind (not a mix with what
+        the snapshot gave)."""
+        if self._snapshot is not None and self._read.is_set():
+            self._snapshot.save_soon()
+
+    def _apply(self, kind: str, rule: Rule | None) -> None:
         self.current[kind] = rule
         self._versions[kind] = self._versions.get(kind, 0) + 1
         self.generation += 1
@@ -136,3 +183,5 @@ class ServiceRules:
     async def close(self) -> None:
         for subscription in self._subscriptions:
             await subscription.cancel()
+        if self._snapshot is not None:
+            await self._snapshot.close()

@@ -1,9 +1,11 @@
-"""The consumer's on-disk copy of each provider list, to start from when ZooKeeper is down.
+"""The consumer's on-disk copy of each provider list, and of each service's rules, to
+start from when ZooKeeper is down.
 
 A snapshot file is outside data like a znode: any bytes there load as a list of valid
-instances or as None (with a warning), never as an exception. A snapshot older than
-MAX_SNAPSHOT_AGE is not used, and none is read from a directory that another user owns
-or may write to: that user could plant providers. Directories CSF creates are 0o700.
+instances (or of valid rule documents) or as None (with a warning), never as an
+exception. A snapshot older than MAX_SNAPSHOT_AGE is not used, and none is read from a
+directory that another user owns or may write to: that user could plant providers or
+rules. Directories CSF creates are 0o700.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 from csf._json import has_schema, load_json_object
+from csf._quoted import quoted
+from csf._rule_document import MAX_RULE_BYTES
 from csf.bounds import MAX_PROVIDERS
 from csf.registry._base import ServiceKey
 from csf.registry.instance import MAX_INSTANCE_BYTES, Instance, InstanceFormatError
+from csf.rules import PARSERS, Rule, parse_rule
 
 logger = logging.getLogger("csf.registry")
 
@@ -32,7 +38,13 @@ MAX_SNAPSHOT_AGE = 7 * 24 * 3600.0
 MAX_CLOCK_SKEW = 300.0
 """A snapshot saved this far in the future (by the clock) is not trusted either."""
 MAX_SNAPSHOT_BYTES = MAX_PROVIDERS * MAX_INSTANCE_BYTES
+MAX_RULES_SNAPSHOT_BYTES = len(PARSERS) * MAX_RULE_BYTES * 6 + 4096
+"""Every kind's largest document, each byte escaped in JSON as at most 6 (`\\u00XX`)."""
+RULES_FILE = "_rules.json"
+"""Next to the provider lists (`<cluster>.json`): no cluster name starts with '_'."""
 PRIVATE_MODE = 0o700
+
+T = TypeVar("T")
 
 
 class SnapshotFormatError(ValueError):
@@ -45,21 +57,7 @@ def default_snapshot_dir() -> Path:
 
 def parse_snapshot(data: bytes, now: float) -> list[Instance]:
     """The instances of a snapshot file's bytes; SnapshotFormatError if any is wrong."""
-    try:
-        document = load_json_object(data, MAX_SNAPSHOT_BYTES)
-    except ValueError as exc:
-        raise SnapshotFormatError(str(exc)) from None
-    if not has_schema(document, SNAPSHOT_SCHEMA):
-        raise SnapshotFormatError(f"schema {document.get('schema')!r}, expected {SNAPSHOT_SCHEMA}")
-    saved_at = document.get("saved_at")
-    # load_json refuses NaN and infinities: a number here is a finite one.
-    if not isinstance(saved_at, int | float) or isinstance(saved_at, bool):
-        raise SnapshotFormatError(f"saved_at {saved_at!r} is not a time")
-    age = now - saved_at
-    if age > MAX_SNAPSHOT_AGE or age < -MAX_CLOCK_SKEW:
-        raise SnapshotFormatError(
-            f"saved {age / 3600:.0f} hours ago, outside 0..{MAX_SNAPSHOT_AGE / 3600:.0f}"
-        )
+    document = _fresh_document(data, MAX_SNAPSHOT_BYTES, now)
     items = document.get("instances")
     if not isinstance(items, list) or len(items) > MAX_PROVIDERS:
         raise SnapshotFormatError(f"instances: expected a list of {MAX_PROVIDERS} at most")
@@ -74,8 +72,55 @@ def parse_snapshot(data: bytes, now: float) -> list[Instance]:
     return instances
 
 
+class SavedRule(NamedTuple):
+    """A rule document from a rules snapshot, and the rule it parses as."""
+
+    document: bytes
+    rule: Rule
+
+
+def parse_rules_snapshot(data: bytes, now: float) -> dict[str, SavedRule]:
+    """The valid rule documents of a rules snapshot file's bytes, by kind; an invalid
+    document is left out with a warning; SnapshotFormatError if the file is wrong."""
+    documents = _fresh_document(data, MAX_RULES_SNAPSHOT_BYTES, now).get("rules")
+    if not isinstance(documents, dict) or len(documents) > len(PARSERS):
+        raise SnapshotFormatError(f"rules: expected an object of {len(PARSERS)} kinds at most")
+    saved = {}
+    for kind, text in documents.items():
+        try:
+            if not isinstance(text, str):
+                raise ValueError(f"expected the document as a string, got {type(text).__name__}")
+            data = text.encode("utf-8", "surrogateescape")  # the bytes save_rules was given
+            saved[kind] = SavedRule(data, parse_rule(kind, data))
+        except ValueError as exc:  # RuleError and UnicodeError are ValueErrors
+            logger.warning("ignoring the saved %s rule: %s", quoted(kind), exc)
+    return saved
+
+
+def _fresh_document(data: bytes, limit: int, now: float) -> dict[str, Any]:
+    """The JSON object of a snapshot file's bytes (at most `limit`), of the schema and
+    saved recently; SnapshotFormatError if not."""
+    try:
+        document = load_json_object(data, limit)
+    except ValueError as exc:
+        raise SnapshotFormatError(str(exc)) from None
+    if not has_schema(document, SNAPSHOT_SCHEMA):
+        raise SnapshotFormatError(f"schema {document.get('schema')!r}, expected {SNAPSHOT_SCHEMA}")
+    saved_at = document.get("saved_at")
+    # load_json refuses NaN and infinities: a number here is a finite one.
+    if not isinstance(saved_at, int | float) or isinstance(saved_at, bool):
+        raise SnapshotFormatError(f"saved_at {saved_at!r} is not a time")
+    age = now - saved_at
+    if age > MAX_SNAPSHOT_AGE or age < -MAX_CLOCK_SKEW:
+        raise SnapshotFormatError(
+            f"saved {age / 3600:.0f} hours ago, outside 0..{MAX_SNAPSHOT_AGE / 3600:.0f}"
+        )
+    return document
+
+
 class SnapshotStore:
-    """One JSON file per service cluster; blocking, so callers run it in a thread."""
+    """One JSON file per service cluster, and one of each service's rules; blocking, so
+    callers run it in a thread."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -85,14 +130,22 @@ class SnapshotStore:
     def path(self, key: ServiceKey) -> Path:
         return self.directory / key.tenant / key.service / f"{key.cluster}.json"
 
+    def rules_path(self, tenant: str, service: str) -> Path:
+        return self.directory / tenant / service / RULES_FILE
+
     def save(self, key: ServiceKey, instances: Sequence[Instance]) -> None:
         """Write the list, replacing the last; OSError if it cannot be written."""
-        document = {
-            "schema": SNAPSHOT_SCHEMA,
-            "saved_at": time.time(),
-            "instances": [instance.to_document() for instance in instances],
-        }
-        target = self.path(key)
+        self._write(self.path(key), "instances", [i.to_document() for i in instances])
+
+    def save_rules(self, tenant: str, service: str, documents: Mapping[str, bytes]) -> None:
+        """Write the rule documents by kind (those of the rules in force; a kind left out
+        has its defaults), replacing the last; OSError if they cannot be written."""
+        # surrogateescape keeps any bytes, even those that are not UTF-8, as text.
+        texts = {kind: data.decode("utf-8", "surrogateescape") for kind, data in documents.items()}
+        self._write(self.rules_path(tenant, service), "rules", texts)
+
+    def _write(self, target: Path, field: str, value: object) -> None:
+        document = {"schema": SNAPSHOT_SCHEMA, "saved_at": time.time(), field: value}
         self._make_private_dirs(target.parent)
         # Write then rename, so a crash never leaves half a snapshot; a failed write or
         # rename leaves no temporary file behind.
@@ -108,15 +161,24 @@ class SnapshotStore:
 
     def load(self, key: ServiceKey) -> list[Instance] | None:
         """The saved list, or None when there is none, it is unsafe, too old or corrupt."""
-        target = self.path(key)
+        return self._load(self.path(key), MAX_SNAPSHOT_BYTES, parse_snapshot)
+
+    def load_rules(self, tenant: str, service: str) -> dict[str, SavedRule] | None:
+        """The saved rule documents by kind, each valid (an invalid one is left out with
+        a warning), or None when there are none, or they are unsafe, too old or corrupt."""
+        return self._load(
+            self.rules_path(tenant, service), MAX_RULES_SNAPSHOT_BYTES, parse_rules_snapshot
+        )
+
+    def _load(self, target: Path, limit: int, parse: Callable[[bytes, float], T]) -> T | None:
         try:
             unsafe = self._unsafe_dir(target.parent)
             if unsafe is not None:
                 self._warn_once(*unsafe)
                 return None
             with open(target, "rb") as file:
-                data = file.read(MAX_SNAPSHOT_BYTES + 1)
-            return parse_snapshot(data, time.time())
+                data = file.read(limit + 1)
+            return parse(data, time.time())
         except FileNotFoundError:
             return None
         except (OSError, SnapshotFormatError) as exc:

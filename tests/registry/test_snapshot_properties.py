@@ -1,6 +1,8 @@
 """Snapshot files as outside data: any bytes, any JSON (NaN, Infinity, huge numbers, deep
-nesting, wrong types) load as a list of valid instances or as None, never an exception."""
+nesting, wrong types) load as a list of valid instances (or, for a rules snapshot, valid
+rule documents) or as None, never an exception."""
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,13 @@ from hypothesis import strategies as st
 from csf.registry import Instance, ServiceKey
 from csf.registry.snapshot import (
     MAX_SNAPSHOT_AGE,
+    SavedRule,
     SnapshotFormatError,
     SnapshotStore,
+    parse_rules_snapshot,
     parse_snapshot,
 )
+from csf.rules import PARSERS, TimeoutRule, parse_rule
 from tests.registry.test_instance_properties import (
     NUMBERS,
     assert_bounded,
@@ -190,3 +195,107 @@ def test_a_snapshot_with_hostile_numbers_or_nesting_is_ignored(
     store: SnapshotStore, data: bytes
 ) -> None:
     assert load_from(store, data) is None
+
+
+# -- a service's rules snapshot (DESIGN section 8): valid rule documents, or none -----------
+
+RULE_KINDS = sorted(PARSERS)
+VALID_RULES = {"timeout": '{"schema": 1, "timeout_ms": 200}', "retry": '{"schema": 1}'}
+
+
+def parsed_rules(data: bytes) -> dict[str, SavedRule] | None:
+    """What load_rules makes of `data` once read: each document valid as its kind, or
+    SnapshotFormatError (which load_rules logs and turns into None)."""
+    try:
+        loaded = parse_rules_snapshot(data, time.time())
+    except SnapshotFormatError:
+        return None
+    assert set(loaded) <= set(PARSERS)
+    for kind, saved in loaded.items():
+        assert parse_rule(kind, saved.document) == saved.rule
+    return loaded
+
+
+@given(data=st.binary(max_size=400))
+@examples(1000)
+@example(data=b'{"schema": 1, "saved_at": 1e999, "rules": {}}')
+@example(data=nested(DEEP, b'{"schema": 1, "rules": ', b"}"))
+def test_any_bytes_of_a_rules_snapshot_parse_as_valid_rules_or_an_error(data: bytes) -> None:
+    parsed_rules(data)
+
+
+# Valid documents often ('{"schema": 1}' is one for most kinds), else anything.
+rule_texts = (
+    st.sampled_from(['{"schema": 1}', *VALID_RULES.values()])
+    | json_values(hostile_numbers, leaves=4).map(json.dumps)
+    | st.text(max_size=40)
+)
+rules_documents = st.fixed_dictionaries(
+    {
+        "schema": st.sampled_from([1, 1, 1, 1, 2, True]),
+        "saved_at": st.sampled_from([None, "now"]) | hostile_numbers | st.floats(-1e6, 1e6),
+        "rules": st.dictionaries(
+            st.sampled_from(RULE_KINDS) | st.text(max_size=10),
+            rule_texts | rule_texts | json_values(hostile_numbers, leaves=3),
+            max_size=len(PARSERS) + 2,
+        )
+        | st.dictionaries(st.sampled_from(RULE_KINDS), rule_texts)
+        | json_values(hostile_numbers, leaves=4),
+    }
+)
+
+
+@given(document=rules_documents, fresh=st.booleans())
+@examples(300)
+@example(document={"schema": 1, "rules": VALID_RULES}, fresh=True)
+@example(
+    document={"schema": 1, "rules": {"timeout": '{"schema": 1, "timeout_ms": 1e999}'}}, fresh=True
+)
+@example(document={"schema": 1, "rules": {"nope": '{"schema": 1}', "set": 5}}, fresh=True)
+def test_any_rules_snapshot_document_parses_as_valid_rules_or_an_error(
+    document: dict[str, Any], fresh: bool
+) -> None:
+    if fresh:  # most documents should get as far as their rules
+        document = {**document, "saved_at": time.time() - 1}
+    loaded = parsed_rules(encoded(document))
+    if loaded is not None:
+        assert type(document["schema"]) is int and document["schema"] == 1
+        for kind, saved in loaded.items():
+            assert saved.document == document["rules"][kind].encode("utf-8", "surrogateescape")
+
+
+@given(data=st.binary(max_size=300))
+@examples(75)
+@example(data=b'{"schema": 1, "rules": []}')
+def test_any_rules_snapshot_file_loads_as_valid_rules_or_none(
+    store: SnapshotStore, data: bytes
+) -> None:
+    store.rules_path("TenantA", "XIESR").write_bytes(data)
+    loaded = store.load_rules("TenantA", "XIESR")
+    if loaded is not None:
+        for kind, saved in loaded.items():
+            assert parse_rule(kind, saved.document) == saved.rule
+
+
+encodings = st.sampled_from(["utf-8", "utf-16", "utf-32-be", "utf-8-sig"])
+
+
+@given(
+    timeout_ms=st.integers(1, 100_000),
+    padding=st.text(" \t\r\n", max_size=4),
+    encoding=encodings,
+)
+@examples(50)
+def test_saved_rule_documents_load_back_byte_for_byte(
+    store: SnapshotStore, timeout_ms: int, padding: str, encoding: str
+) -> None:
+    # Any valid document, UTF-8 or not (JSON may come as UTF-16 or 32), comes back as sent.
+    data = f'{padding}{{"schema": 1, "timeout_ms": {timeout_ms}}}'.encode(encoding)
+    store.save_rules("TenantA", "XIESR", {"timeout": data, "retry": b'{"schema": 1}'})
+    loaded = store.load_rules("TenantA", "XIESR")
+    assert loaded is not None
+    assert {kind: s.document for kind, s in loaded.items()} == {
+        "timeout": data,
+        "retry": b'{"schema": 1}',
+    }
+    assert loaded["timeout"].rule == TimeoutRule(timeout_ms=timeout_ms)
