@@ -11,6 +11,7 @@ from csf._exceptions import (
     DegradedError,
     InvocationError,
     NoProviderError,
+    NoSetKeyError,
     RateLimitedError,
     RegistryError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "MethodConfig",
     "MethodContext",
     "NoProviderError",
+    "NoSetKeyError",
     "Observability",
     "RateLimitedError",
     "RegistryError",

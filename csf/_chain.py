@@ -34,6 +34,7 @@ from csf.resilience.fallback import FallbackFilter
 from csf.resilience.ratelimit import RateLimitFilter
 from csf.resilience.retry import retry_filter
 from csf.router import RouterFilter
+from csf.set_router import SetFilter
 
 FilterFactory = Callable[[MethodContext], Filter | None]
 
@@ -70,6 +71,7 @@ DEFAULT_CONSUMER_CHAIN: tuple[str, ...] = (
     "rate_limit",
     "concurrency",
     "router",
+    "set",
     "load_balance",
     "attempt_tracing",
 )
@@ -83,6 +85,7 @@ BUILTIN_CONSUMER_FILTERS: Mapping[str, FilterFactory] = {
     "rate_limit": RateLimitFilter,
     "concurrency": ConcurrencyFilter,
     "router": RouterFilter,
+    "set": SetFilter,
     "load_balance": _load_balance,
 }
 

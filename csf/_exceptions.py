@@ -8,7 +8,8 @@ CsfError
     ├── CircuitOpenError        UNAVAILABLE: the circuit breaker is open
     │   └── DegradedError       UNAVAILABLE: a `degrade` rule holds and there is no fallback
     ├── RateLimitedError        RESOURCE_EXHAUSTED: a token bucket rejected the call
-    └── ConcurrencyLimitError   RESOURCE_EXHAUSTED: too many calls in flight
+    ├── ConcurrencyLimitError   RESOURCE_EXHAUSTED: too many calls in flight
+    └── NoSetKeyError           FAILED_PRECONDITION: a SET-ized call has no key, nor a SET
 """
 
 from __future__ import annotations
@@ -64,3 +65,10 @@ class ConcurrencyLimitError(InvocationError):
     """RESOURCE_EXHAUSTED: too many of the method's calls were in flight."""
 
     code_for_class = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class NoSetKeyError(InvocationError):
+    """FAILED_PRECONDITION: a call of a SET-ized service has no SET key, and its consumer
+    no SET of its own to send it to."""
+
+    code_for_class = grpc.StatusCode.FAILED_PRECONDITION

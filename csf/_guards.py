@@ -22,6 +22,8 @@ from csf.provider import ProviderSpec
 from csf.resilience.concurrency import ExecutesGuard
 from csf.resilience.ratelimit import RateLimitGuard
 from csf.rule_set import ServiceRules
+from csf.set_guard import SetGuard
+from csf.set_rule import SetName
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class GuardContext:
     auth: CallerAuth | None
     subscribers: Callable[[], Subscribers]
     """The apps subscribed to the service: one shared view, watched from the first call."""
+    set_name: str | None = None
+    """The server's SET (`Server(set=)`), if it has one."""
 
     @property
     def method_name(self) -> str:
@@ -51,7 +55,9 @@ GuardFactory = Callable[[GuardContext], Guard | None]
 
 def _tracing(ctx: GuardContext) -> Guard | None:
     tracer = ctx.telemetry.tracer
-    return ServerTracingGuard(tracer, ctx.method, ctx.service) if tracer is not None else None
+    if tracer is None:
+        return None
+    return ServerTracingGuard(tracer, ctx.method, ctx.service, ctx.set_name)
 
 
 def _auth(ctx: GuardContext) -> Guard | None:
@@ -65,7 +71,13 @@ def _metrics(ctx: GuardContext) -> Guard | None:
     instruments = ctx.telemetry.instruments
     if instruments is None:
         return None
-    return ServerMetricsGuard(instruments, ctx.method, ctx.service)
+    return ServerMetricsGuard(instruments, ctx.method, ctx.service, ctx.set_name)
+
+
+def _set(ctx: GuardContext) -> Guard | None:
+    if ctx.set_name is None:
+        return None
+    return SetGuard(ctx.method, SetName.parse("set", ctx.set_name), ctx.rules)
 
 
 def _concurrency(ctx: GuardContext) -> Guard:
@@ -77,11 +89,13 @@ def _rate_limit(ctx: GuardContext) -> Guard:
 
 
 # Tracing sees every call; auth refuses a stranger before metrics count it or a limit
-# spends a permit on it. With tracing, metrics or auth off, their guard is left out.
+# spends a permit on it; a call misrouted to another SET is counted, then refused. With
+# tracing, metrics or auth off, or no SET, their guard is left out.
 DEFAULT_PROVIDER_CHAIN: tuple[str, ...] = (
     "tracing",
     "auth",
     "metrics",
+    "set",
     "concurrency",
     "rate_limit",
 )
@@ -89,6 +103,7 @@ BUILTIN_PROVIDER_GUARDS: Mapping[str, GuardFactory] = {
     "tracing": _tracing,
     "auth": _auth,
     "metrics": _metrics,
+    "set": _set,
     "concurrency": _concurrency,
     "rate_limit": _rate_limit,
 }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import grpc
 
 from csf.resilience.deadline import inherit
+from csf.set_key import serving
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Guard = Callable[[Context], AbstractAsyncContextManager[None]]
@@ -115,6 +116,7 @@ def guarded(handler: Handler, guards: Guards) -> Handler:
         if isinstance(request, _Undecodable):  # checked inline: this runs on every call
             await _refuse(request, context)
         inherit(context.time_remaining())
+        serving(context)
         in_force = guards.in_force
         if not in_force:
             result = behavior(request, context)
@@ -133,6 +135,7 @@ def guarded(handler: Handler, guards: Guards) -> Handler:
         if isinstance(request, _Undecodable):  # checked inline: this runs on every call
             await _refuse(request, context)
         inherit(context.time_remaining())
+        serving(context)
         async with AsyncExitStack() as stack:
             for guard in guards.in_force:
                 await stack.enter_async_context(guard(context))

@@ -53,6 +53,10 @@ class Invocation:
     tried: set[str] = field(default_factory=set)
     """host:port of the providers already tried by this call."""
     hash_key: str | None = None
+    set_key: str | None = None
+    """The SET key sent on in csf-set-key: inherited, or resolved by the set filter."""
+    set_name: str | None = None
+    """The SET the call went to (set by the set filter)."""
     pool: PickerRef | None = None
     """The providers this call may go to (set by the router); None: the balancer's default."""
     endpoint: Endpoint | None = None
@@ -146,6 +150,8 @@ class Selector:
     group: str | None = None
     version: str | None = None
     tags: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    set: str | None = None
+    """The SET the providers belong to (the set filter's pools); None: any or none."""
 
     @classmethod
     def of(cls, group: str | None, version: str | None, tags: Mapping[str, str] | None) -> Selector:
@@ -156,6 +162,7 @@ class Selector:
             (self.group is None or instance.group == self.group)
             and (self.version is None or instance.version == self.version)
             and all(instance.tags.get(key) == value for key, value in self.tags)
+            and (self.set is None or instance.set == self.set)
         )
 
     def __str__(self) -> str:
@@ -163,6 +170,8 @@ class Selector:
         if self.version is not None:
             parts.append(f"version={self.version!r}")
         parts.extend(f"tag {key}={value!r}" for key, value in sorted(self.tags))
+        if self.set is not None:
+            parts.append(f"SET {self.set}")
         return ", ".join(parts) or "any provider"
 
 
@@ -201,6 +210,10 @@ class ProviderPools(Protocol):
 
     @property
     def key(self) -> Any: ...
+
+    @property
+    def listed(self) -> bool:
+        """A first provider list (from the registry or a snapshot) is in."""
 
     def pool(self, factory: BalancerFactory, selector: Selector = ANY_PROVIDER) -> PickerRef:
         """The picker over the providers `selector` admits, kept current from now on."""
@@ -321,6 +334,10 @@ class MethodContext:
     """The consumer app's name and token, sent with every call."""
     lifecycle: LifecycleGate | None = None
     """The lifecycle of the method's gRPC service; None: always serving."""
+    home_set: str | None = None
+    """The consumer's own SET (`Consumer(set=)`): where a SET-ized call with no key goes."""
+    set_key: HashKey | None = None
+    """The stub's `set_key`: a SET-ized call's key from its request."""
 
     def metadata(self, given: Any) -> Any:
         """The call's metadata: the caller's, then what the call was given."""

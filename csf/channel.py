@@ -43,6 +43,7 @@ from csf.lb import balancer
 from csf.observability import OFF, Telemetry
 from csf.resilience.deadline import deadline_after, deadline_exceeded
 from csf.rules import TimeoutRule
+from csf.set_key import inherited, sent_with
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -95,10 +96,11 @@ class _Terminal:
         multicallable = inv.endpoint.callable(
             self._kind, self._method, self._serializer, self._deserializer
         )
+        metadata = inv.metadata if inv.set_key is None else sent_with(inv.metadata, inv.set_key)
         call = multicallable(
             inv.request,
             timeout=remaining,
-            metadata=inv.metadata,
+            metadata=metadata,
             wait_for_ready=inv.wait_for_ready,
         )
         inv.call = call
@@ -163,6 +165,7 @@ class _GovernedMultiCallable:
             ctx.metadata(metadata),
             deadline_after(timeout),
             hash_key=self._key(request) if self._hash_key is not None else None,
+            set_key=inherited(),
             wait_for_ready=wait_for_ready,
             streaming=ctx.streaming,
         )
@@ -237,9 +240,11 @@ class GovernedChannel(grpc.aio.Channel):
         filters: tuple[FilterFactory, ...],
         telemetry: Telemetry = OFF,
         caller: CallerToken | None = None,
+        home_set: str | None = None,
     ) -> None:
         self.config = config
         self._caller = caller
+        self._home_set = home_set
         self._directory_for = directory_for
         self._state_for = state_for
         self._lifecycle_for = lifecycle_for
@@ -266,6 +271,8 @@ class GovernedChannel(grpc.aio.Channel):
             telemetry=self._telemetry,
             caller=self._caller,
             lifecycle=self._lifecycle_for(method.lstrip("/").rpartition("/")[0]),
+            home_set=self._home_set,
+            set_key=self.config.set_key,
         )
 
     def check_methods(self) -> None:

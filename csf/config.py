@@ -200,6 +200,8 @@ class StubConfig:
     group: str | None = None
     version: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    set_key: HashKey | None = None
+    """The SET key of a call from its request, when it is not the `hash_key` (DESIGN 8)."""
 
     def __post_init__(self) -> None:
         check_name("service", self.service)
@@ -212,10 +214,9 @@ class StubConfig:
         check_tags("tags", self.tags)
         check_timeout("timeout", self.timeout)
         bounds.RETRIES.check_whole("retries", self.retries, ConfigError)
-        if self.hash_key is not None and not callable(self.hash_key):
-            raise ConfigError(
-                f"hash_key: expected a function of the request, got {self.hash_key!r}"
-            )
+        for name, key in (("hash_key", self.hash_key), ("set_key", self.set_key)):
+            if key is not None and not callable(key):
+                raise ConfigError(f"{name}: expected a function of the request, got {key!r}")
         if not isinstance(self.methods, Mapping) or not all(
             isinstance(name, str) and isinstance(config, MethodConfig)
             for name, config in self.methods.items()

@@ -30,6 +30,7 @@ from csf.observability import Observability
 from csf.registry import Registry, ServiceKey, open_registry
 from csf.registry.snapshot import SnapshotStore, default_snapshot_dir
 from csf.rule_set import ServiceRules
+from csf.set_rule import SetName
 from csf.tls import TLSConfig
 
 StubT = TypeVar("StubT")
@@ -48,14 +49,16 @@ class StubOptions(TypedDict, total=False):
     group: str | None
     version: str | None
     tags: Mapping[str, str]
+    set_key: HashKey | None
 
 
 class Consumer:
     """The client side of one application (`app`) in one tenant.
 
     Use it as an async context manager; `stub()` returns generated gRPC stubs whose
-    calls are load balanced over the providers the registry lists. Raises
-    `ConfigError` at construction for a bad registry URL, name or setting.
+    calls are load balanced over the providers the registry lists. `set` names the
+    SET (cell) the application lives in: a SET-ized service's calls without a key go
+    there. Raises `ConfigError` at construction for a bad registry URL, name or setting.
     """
 
     def __init__(
@@ -71,9 +74,11 @@ class Consumer:
         observability: Observability | None = None,
         tls: TLSConfig | None = None,
         app_secret: str | None = None,
+        set: str | None = None,  # DESIGN section 8 names it so; no builtin set() below
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.app = check_name("app", app)
+        self.set_name = None if set is None else str(SetName.parse("set", set))
         if tls is not None and not isinstance(tls, TLSConfig):
             raise ConfigError(f"tls: expected csf.TLSConfig or None, got {tls!r}")
         if app_secret is not None and (not isinstance(app_secret, str) or len(app_secret) < 16):
@@ -152,7 +157,11 @@ class Consumer:
         found = self._rules.get(check_name("service", service))
         if found is None:
             found = self._rules[service] = ServiceRules(
-                self._registry, self.tenant, service, startup_wait=self._startup_wait
+                self._registry,
+                self.tenant,
+                service,
+                startup_wait=self._startup_wait,
+                snapshots=self._snapshots,
             )
         return found
 
@@ -207,6 +216,7 @@ class Consumer:
             self._filters,
             self._telemetry,
             caller,
+            self.set_name,
         )
 
     def stub(
@@ -223,7 +233,8 @@ class Consumer:
         overrides settings per method name; `lb` names the balancer (default
         round_robin); `hash_key(request)` gives consistent hashing its key; `fallback`
         answers for failed calls; `group`, `version` and `tags` admit only the providers
-        that match. Raises ConfigError for a bad value, or for a method named in
+        that match. `set_key(request)` gives a SET-ized service's calls their SET key
+        when it is not the `hash_key`. Raises ConfigError for a bad value, or for a method named in
         `methods` or `fallback` that the stub does not have.
         """
         self._check_started()

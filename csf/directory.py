@@ -156,6 +156,10 @@ class Directory:
             return f"no provider of {self.key} is registered{refused}"
         return f"none of the {len(self.endpoints)} providers of {self.key} matches {selector}"
 
+    @property
+    def listed(self) -> bool:
+        return self._listed.is_set()
+
     async def wait_listed(self) -> None:
         """Return once a first provider list (from the registry or a snapshot) is in."""
         await self._listed.wait()

@@ -58,6 +58,7 @@ from csf.registry import (
 )
 from csf.rule_set import ServiceRules
 from csf.rules import ConcurrencyRule, RateLimitRule
+from csf.set_rule import SetName, SetRule
 from csf.tls import TLSConfig
 
 logger = logging.getLogger("csf.provider")
@@ -121,7 +122,8 @@ class Server:
     wildcard host). Stopping waits `deregister_wait` seconds after deregistering and
     gives in-flight calls `grace` seconds. `chain` names the guards run around each
     handler, outermost first; `guards` maps names to factories that replace a built-in
-    guard or add one named in `chain`. Raises ConfigError for a bad value.
+    guard or add one named in `chain`. `set` names the SET (cell) its providers belong
+    to, `<name>.<area>.<group>` (DESIGN section 8). Raises ConfigError for a bad value.
     """
 
     def __init__(
@@ -143,8 +145,10 @@ class Server:
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
         chain: Sequence[str] = DEFAULT_PROVIDER_CHAIN,
         guards: Mapping[str, GuardFactory] | None = None,
+        set: str | None = None,  # DESIGN section 8 names it so; no builtin set() below
     ) -> None:
         self.tenant = check_name("tenant", tenant)
+        self.set_name = None if set is None else str(SetName.parse("set", set))
         self.cluster = check_name("cluster", cluster)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
             raise ConfigError(f"port: expected 0..65535, got {port!r}")
@@ -276,7 +280,7 @@ class Server:
         """The provider-side rules (limits) of one microservice, watched while serving."""
         found = self._rules.get(service)
         if found is None:
-            kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND)
+            kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND, SetRule.KIND)
             found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
         return found
 
@@ -291,6 +295,7 @@ class Server:
             telemetry=self._telemetry,
             auth=self._auth,
             subscribers=functools.partial(self._subscribers_of, spec.service),
+            set_name=self.set_name,
         )
         return Guards(build_guards(context, self._guard_factories), rules)
 
@@ -316,6 +321,7 @@ class Server:
             start_time=time.time(),
             warmup=spec.warmup,
             tls=self._tls is not None,
+            set=self.set_name,
         )
         return Registration(ServiceKey(self.tenant, spec.service, self.cluster), instance)
 

@@ -76,7 +76,8 @@ def test_guards_switched_off_are_left_out_of_the_chain() -> None:
         (
             ("tracing", "audit"),
             None,
-            "chain: unknown guard 'audit'; known: auth, concurrency, metrics, rate_limit, tracing",
+            "chain: unknown guard 'audit'; "
+            "known: auth, concurrency, metrics, rate_limit, set, tracing",
         ),
         (("auth", "metrics", "auth"), None, "chain: guard 'auth' appears twice"),
         ("tracing", None, "chain: expected a sequence of guard names"),

@@ -17,20 +17,29 @@ from csf.observability.instruments import Instruments
 from csf.observability.tracing import server_status
 from csf.resilience.classify import status_of
 
+# Attribute dicts cached per method: codes times the SETs its calls went to.
+MAX_CACHED_ATTRIBUTES = 1_000
+
 
 class _ByCode:
-    """The method's attributes with rpc.grpc.status_code added, one dict per code, cached."""
+    """The method's attributes with rpc.grpc.status_code (and csf.set, for a call that
+    went to a SET) added, one dict per code and SET, cached."""
 
     __slots__ = ("_base", "_by_code")
 
     def __init__(self, base: dict[str, Any]) -> None:
         self._base = base
-        self._by_code: dict[grpc.StatusCode, dict[str, Any]] = {}
+        self._by_code: dict[tuple[grpc.StatusCode, str | None], dict[str, Any]] = {}
 
-    def __call__(self, code: grpc.StatusCode) -> dict[str, Any]:
-        found = self._by_code.get(code)
+    def __call__(self, code: grpc.StatusCode, set_name: str | None = None) -> dict[str, Any]:
+        found = self._by_code.get((code, set_name))
         if found is None:
-            found = self._by_code[code] = {**self._base, "rpc.grpc.status_code": code.value[0]}
+            if len(self._by_code) >= MAX_CACHED_ATTRIBUTES:
+                self._by_code.clear()
+            found = {**self._base, "rpc.grpc.status_code": code.value[0]}
+            if set_name is not None:
+                found["csf.set"] = set_name
+            self._by_code[code, set_name] = found
         return found
 
 
@@ -64,7 +73,7 @@ class ClientMetricsFilter:
     ) -> None:
         instruments, attributes = self._instruments, self._attributes
         instruments.client_active.add(-1, attributes)
-        code_attributes = self._by_code(code)
+        code_attributes = self._by_code(code, inv.set_name)
         instruments.client_calls.add(1, code_attributes)
         instruments.client_duration.record(time.monotonic() - started, code_attributes)
         if inv.attempt:
@@ -79,9 +88,13 @@ class ClientMetricsFilter:
 class ServerMetricsGuard:
     """Provider side: calls handled by code, their duration, handlers running."""
 
-    def __init__(self, instruments: Instruments, method: str, service: str) -> None:
+    def __init__(
+        self, instruments: Instruments, method: str, service: str, set_name: str | None = None
+    ) -> None:
         self.instruments = instruments
         self.attributes = {**rpc_attributes(method), "csf.service": service}
+        if set_name is not None:
+            self.attributes["csf.set"] = set_name
         self.by_code = _ByCode(self.attributes)
 
     def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _Measured:

@@ -74,6 +74,8 @@ def _provider(inv: Invocation, attributes: dict[str, Any]) -> dict[str, Any]:
         attributes["server.address"] = endpoint.instance.host
         attributes["server.port"] = endpoint.instance.port
         attributes["csf.provider"] = endpoint.address
+    if inv.set_name is not None:
+        attributes["csf.set"] = inv.set_name
     return attributes
 
 
@@ -202,10 +204,14 @@ class AttemptTracingFilter:
 class ServerTracingGuard:
     """Provider side: the SERVER span of one handled call, child of the caller's span."""
 
-    def __init__(self, tracer: Tracer, method: str, service: str) -> None:
+    def __init__(
+        self, tracer: Tracer, method: str, service: str, set_name: str | None = None
+    ) -> None:
         self._tracer = tracer
         self._name = method.lstrip("/")
         self._attributes = {**rpc_attributes(method), "csf.service": service}
+        if set_name is not None:
+            self._attributes["csf.set"] = set_name
 
     def __call__(self, context: grpc.aio.ServicerContext[Any, Any]) -> _ServerSpan:
         return _ServerSpan(self, context)

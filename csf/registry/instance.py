@@ -11,6 +11,7 @@ from csf import bounds
 from csf._exceptions import ConfigError
 from csf._json import has_schema, load_json_object
 from csf.config import DEFAULT_GROUP, DEFAULT_WARMUP, DEFAULT_WEIGHT, check_host
+from csf.set_rule import SetName
 
 INSTANCE_SCHEMA = 1
 MAX_INSTANCE_BYTES = 64 * 1024
@@ -38,6 +39,8 @@ class Instance:
     warmup: float = DEFAULT_WARMUP
     """Seconds over which its weight ramps up from start_time; 0 for none."""
     tls: bool = False
+    set: str | None = None
+    """The SET (cell) it belongs to, `<name>.<area>.<group>`; None: no SET."""
 
     @property
     def address(self) -> str:
@@ -47,7 +50,7 @@ class Instance:
         return json.dumps(self.to_document(), separators=(",", ":"), sort_keys=True).encode()
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        document = {
             "schema": INSTANCE_SCHEMA,
             "host": self.host,
             "port": self.port,
@@ -61,6 +64,9 @@ class Instance:
             "warmup": self.warmup,
             "tls": self.tls,
         }
+        if self.set is not None:
+            document["set"] = self.set
+        return document
 
     @classmethod
     def from_json(cls, data: bytes) -> Instance:
@@ -89,6 +95,9 @@ class Instance:
             host = check_host("host", _typed(doc, "host", str))
         except ConfigError as exc:
             raise InstanceFormatError(str(exc)) from None
+        set_name = doc.get("set")
+        if set_name is not None:
+            set_name = str(SetName.parse("set", set_name, InstanceFormatError))
         return cls(
             host=host,
             port=_whole(doc, "port", bounds.PORT),
@@ -101,6 +110,7 @@ class Instance:
             start_time=_number(doc, "start_time", bounds.START_TIME, 0.0),
             warmup=_number(doc, "warmup", bounds.WARMUP_S, DEFAULT_WARMUP),
             tls=_typed(doc, "tls", bool, False),
+            set=set_name,
         )
 
 

@@ -1,0 +1,47 @@
+"""A call's SET key on the wire: found in metadata, inherited by a handler's calls.
+
+CSF sends a SET-ized call's resolved key on in metadata `csf-set-key`. A provider's
+handler wrapper notes the call it serves (`serving`), and the CSF calls that handler
+makes send the same key on (`inherited`), so A -> B -> C stays in one SET with no
+business code involved. The incoming metadata is read only when a call asks for it.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from csf.set_rule import SET_KEY_METADATA
+
+Metadata = Any
+"""gRPC metadata as calls take it: None, or a sequence of (key, value) pairs."""
+
+_serving: ContextVar[Any] = ContextVar("csf_serving", default=None)
+
+
+def serving(context: Any) -> None:
+    """Called by the provider side as a handler starts, with its ServicerContext."""
+    _serving.set(context)
+
+
+def inherited() -> str | None:
+    """The SET key of the call the current handler serves; None outside handlers."""
+    context = _serving.get()
+    if context is None:
+        return None
+    return found_in(context.invocation_metadata(), SET_KEY_METADATA)
+
+
+def found_in(metadata: Metadata, name: str) -> str | None:
+    """The first non-empty text value of entry `name` in `metadata`, else None."""
+    for key, value in metadata or ():
+        if key == name and isinstance(value, str) and value:
+            return value
+    return None
+
+
+def sent_with(metadata: Metadata, key: str) -> Metadata:
+    """`metadata` carrying `key` in csf-set-key, unless it carries one already."""
+    if found_in(metadata, SET_KEY_METADATA) is not None:
+        return metadata
+    return (*(metadata or ()), (SET_KEY_METADATA, key))
