@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmarks: load balancers, CSF next to raw grpc.aio (on asyncio's loop, then on
-# uvloop's), registry scale; then charts.
+# uvloop's), registry scale, SET routing; then charts.
 # Pass --quick for a short run. Results: benchmarks/results/*.json and *.png.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
@@ -17,4 +17,6 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" benchmarks/bench_registry.py --consumers 100 --processes 10 \
   --out benchmarks/results/bench_registry_100.json "$@"
 "$PY" benchmarks/bench_registry.py "$@"
+# SET routing: shares, failure isolation, moves under load, the SET filter's cost.
+"$PY" benchmarks/bench_set.py "$@"
 "$PY" benchmarks/charts.py
