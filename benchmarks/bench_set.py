@@ -37,24 +37,11 @@ from csf.set_rule import SetName, SetRule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
+from demo.sets import KEY, RULE, SETS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "bench_set.json"
 TENANT = "BenchSet"
 SET_SERVICE, PLAIN_SERVICE = "SETSVC", "PLAINSVC"
-SETS = ("hz.a.1", "hz.a.2", "hz.b.1")
-KEY = "x-user-id"
-RULE: dict[str, Any] = {
-    "schema": 1,
-    "key": KEY,
-    "buckets": 1000,
-    "ranges": [
-        {"from": 0, "to": 249, "set": "hz.a.1"},
-        {"from": 250, "to": 549, "set": "hz.a.2"},
-        {"from": 550, "to": 749, "set": "hz.b.1"},
-        {"from": 750, "to": 999, "set": "hz.a.1"},
-    ],
-    "on_empty": "fail",
-}
 MOVED = (300, 349)
 OFF = csf.Observability(tracing=False, metrics=False)
 Outcome = str | grpc.aio.AioRpcError

@@ -27,12 +27,9 @@ from csf.set_rule import SetRule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from demo.providers import Greeter
+from demo.sets import KEY, RULE, SETS, SHARES
 from tests.conftest import ROOT, ProviderProcess, push_rule, wait_until
 from tests.set_deployment import (
-    KEY,
-    RULE,
-    SETS,
-    SHARES,
     Deployment,
     Outcome,
     call_all,
