@@ -53,8 +53,10 @@ class Invocation:
     tried: set[str] = field(default_factory=set)
     """host:port of the providers already tried by this call."""
     hash_key: str | None = None
+    inherited_set_key: str | None = None
+    """The SET key of the call the current handler serves, if any."""
     set_key: str | None = None
-    """The SET key sent on in csf-set-key: inherited, or resolved by the set filter."""
+    """The SET key the set filter resolved; sent on in csf-set-key (else the inherited one)."""
     set_name: str | None = None
     """The SET the call went to (set by the set filter)."""
     pool: PickerRef | None = None
@@ -214,6 +216,9 @@ class ProviderPools(Protocol):
     @property
     def listed(self) -> bool:
         """A first provider list (from the registry or a snapshot) is in."""
+
+    async def wait_listed(self) -> None:
+        """Return once a first provider list is in."""
 
     def pool(self, factory: BalancerFactory, selector: Selector = ANY_PROVIDER) -> PickerRef:
         """The picker over the providers `selector` admits, kept current from now on."""

@@ -96,7 +96,8 @@ class _Terminal:
         multicallable = inv.endpoint.callable(
             self._kind, self._method, self._serializer, self._deserializer
         )
-        metadata = inv.metadata if inv.set_key is None else sent_with(inv.metadata, inv.set_key)
+        set_key = inv.set_key or inv.inherited_set_key
+        metadata = inv.metadata if set_key is None else sent_with(inv.metadata, set_key)
         call = multicallable(
             inv.request,
             timeout=remaining,
@@ -165,7 +166,7 @@ class _GovernedMultiCallable:
             ctx.metadata(metadata),
             deadline_after(timeout),
             hash_key=self._key(request) if self._hash_key is not None else None,
-            set_key=inherited(),
+            inherited_set_key=inherited(),
             wait_for_ready=wait_for_ready,
             streaming=ctx.streaming,
         )

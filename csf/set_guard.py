@@ -16,6 +16,7 @@ of the rule, and is checked again: only misrouted calls pay for that.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import grpc
@@ -28,7 +29,14 @@ from csf.set_rule import SET_KEY_METADATA, SetName, SetRule
 Context = grpc.aio.ServicerContext[Any, Any]
 
 RULE_LAG = 1.0
-"""Seconds a refusal waits for a newer rule: every process applies a new one within 1 s."""
+"""Seconds a refusal waits for a newer rule: ZooKeeper tells every process of a new
+version within about a second."""
+PREVIOUS_FOR = 10.0
+"""Seconds the previous version of the rule still counts after a change: a move in
+flight, not a second table for good."""
+MAX_WAITING = 100
+"""Calls of one method waiting for a newer rule at once; past it they are refused at once
+(a consumer with a stale table must not pile up parked handlers)."""
 
 
 class SetGuard:
@@ -41,12 +49,15 @@ class SetGuard:
         self._current: SetRule | None = None
         self._previous: SetRule | None = None
         self._changed = asyncio.Event()
+        self._waiting = 0
+        self._previous_until = 0.0
         self._reload()
         rules.on_change(SetRule.KIND, self._reload)
 
     def _reload(self) -> None:
         # A removed rule leaves nothing to verify, and no version to fall back on later.
         self._previous, self._current = self._current, self._rules.get(SetRule)
+        self._previous_until = time.monotonic() + PREVIOUS_FOR
         self._changed.set()  # wakes the calls waiting for a newer rule
         self._changed = asyncio.Event()
 
@@ -67,7 +78,9 @@ class SetGuard:
         rule = self._current
         if rule is None or not rule.verify:
             return True
-        return self._serves(rule, key) or self._serves(self._previous, key)
+        if self._serves(rule, key):
+            return True
+        return time.monotonic() < self._previous_until and self._serves(self._previous, key)
 
     async def _check(self, context: Context) -> None:
         rule = self._current
@@ -79,7 +92,7 @@ class SetGuard:
             key = found_in(metadata, rule.key)
         if key is None or self._accepts(key) or await self._accepted_later(context, key):
             return
-        bucket, owner = (self._current or rule).which(key)  # a removed rule accepts all
+        bucket, owner = (self._current or rule).which(key)  # the table after any wait
         await context.abort(
             grpc.StatusCode.FAILED_PRECONDITION,
             f"{self._method}: the call's key is in bucket {bucket} of SET {owner}, "
@@ -88,6 +101,15 @@ class SetGuard:
 
     async def _accepted_later(self, context: Context, key: str) -> bool:
         """Whether a version of the rule read within RULE_LAG accepts `key`."""
+        if self._waiting >= MAX_WAITING:
+            return False
+        self._waiting += 1
+        try:
+            return await self._wait_for_acceptance(context, key)
+        finally:
+            self._waiting -= 1
+
+    async def _wait_for_acceptance(self, context: Context, key: str) -> bool:
         loop = asyncio.get_running_loop()
         left = context.time_remaining()
         until = loop.time() + (RULE_LAG if left is None else min(RULE_LAG, left / 2))

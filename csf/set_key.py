@@ -16,20 +16,36 @@ from csf.set_rule import SET_KEY_METADATA
 Metadata = Any
 """gRPC metadata as calls take it: None, or a sequence of (key, value) pairs."""
 
-_serving: ContextVar[Any] = ContextVar("csf_serving", default=None)
+
+class _Serving:
+    """The call a handler serves; its SET key read on first use, then kept."""
+
+    __slots__ = ("_context", "_key", "_read")
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self._read = False
+        self._key: str | None = None
+
+    def key(self) -> str | None:
+        if not self._read:  # grpc.aio builds the metadata tuple anew on every ask
+            self._key = found_in(self._context.invocation_metadata(), SET_KEY_METADATA)
+            self._read = True
+        return self._key
+
+
+_serving: ContextVar[_Serving | None] = ContextVar("csf_serving", default=None)
 
 
 def serving(context: Any) -> None:
     """Called by the provider side as a handler starts, with its ServicerContext."""
-    _serving.set(context)
+    _serving.set(_Serving(context))
 
 
 def inherited() -> str | None:
     """The SET key of the call the current handler serves; None outside handlers."""
-    context = _serving.get()
-    if context is None:
-        return None
-    return found_in(context.invocation_metadata(), SET_KEY_METADATA)
+    call = _serving.get()
+    return None if call is None else call.key()
 
 
 def found_in(metadata: Metadata, name: str) -> str | None:

@@ -12,23 +12,25 @@ fails with NoProviderError naming the SET and the bucket. The key is sent on in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from dataclasses import replace
 from typing import Any
 
 from csf._exceptions import NoProviderError, NoSetKeyError
-from csf._invocation import Invocation, Invoker, MethodContext, PickerRef, Selector
+from csf._invocation import Invocation, Invoker, MethodContext, PickerRef
 from csf.set_key import found_in
 from csf.set_rule import SET_KEY_METADATA, SetName, SetRule
 
 MAX_POOLS = 10_000
-"""SET pools kept per method (router pools times SETs); past it they are made afresh."""
+"""Candidate lists kept per method (router pools times SETs); past it they are made afresh."""
 
 
 class SetFilter:
     """Rebuilt on the first call after the `set` or `route` rule changed."""
 
-    __slots__ = ("_base", "_ctx", "_home", "_pools", "_rule", "_set_key", "_versions")
+    __slots__ = ("_base", "_candidates", "_ctx", "_generation", "_home", "_rule", "_set_key")
 
     def __init__(self, ctx: MethodContext) -> None:
         self._ctx = ctx
@@ -36,9 +38,10 @@ class SetFilter:
         self._home = None if ctx.home_set is None else SetName.parse("set", ctx.home_set)
         single_request = ctx.kind in ("unary_unary", "unary_stream")
         self._set_key = ctx.set_key if single_request else None
-        self._versions = (-1, -1)
+        self._generation = -1
         self._rule: SetRule | None = None
-        self._pools: dict[tuple[Selector, SetName], PickerRef] = {}
+        # The pools a call may go to, by the pool routing chose and the key's SET.
+        self._candidates: dict[tuple[PickerRef, SetName], tuple[tuple[PickerRef, str], ...]] = {}
 
     @property
     def in_force(self) -> bool:
@@ -47,16 +50,17 @@ class SetFilter:
 
     def _current(self) -> SetRule | None:
         rules = self._ctx.rules
-        versions = (rules.version("set"), rules.version("route"))
-        if versions != self._versions:
-            self._versions = versions
+        if rules.generation != self._generation:  # a rule changed: maybe `set` or `route`
+            self._generation = rules.generation
             self._rule = rules.get(SetRule)
-            self._pools = {}  # the old pools go, pickers closed, once no call holds them
+            self._candidates = {}  # old pools go, pickers closed, once no call holds them
         return self._rule
 
     async def __call__(self, inv: Invocation, next: Invoker, /) -> Any:
         rule = self._current()
         if rule is None:  # the rule went while this chain was in use
+            if inv.pool is not None and inv.pool.selector.set is not None:
+                inv.pool = None  # a retry is not held to the SET of its first attempt
             return await next(inv)
         key = self._key(rule, inv)
         if key is None:
@@ -71,7 +75,7 @@ class SetFilter:
         else:
             bucket, owner = rule.which(key)
             inv.set_key = key
-        inv.pool, inv.set_name = await self._usable(rule, inv, owner, bucket)
+        inv.pool, inv.set_name = await self._destination(rule, inv, owner, bucket)
         return await next(inv)
 
     def _key(self, rule: SetRule, inv: Invocation) -> str | None:
@@ -87,28 +91,30 @@ class SetFilter:
                 raise NoSetKeyError(
                     f"set_key failed for {self._ctx.method_name}: {type(exc).__name__}: {exc}"
                 ) from exc
-            if value:  # an empty key counts as none
-                return str(value)
-        return inv.hash_key or inv.set_key  # the stub's hash key, else the inherited one
+            text = "" if value is None else str(value)
+            if text:  # an empty key counts as none
+                return text
+        if inv.hash_key is not None and str(inv.hash_key):
+            return str(inv.hash_key)
+        return inv.inherited_set_key
 
-    async def _usable(
+    async def _destination(
         self, rule: SetRule, inv: Invocation, owner: SetName, bucket: int | None
     ) -> tuple[PickerRef, str]:
         """The pool the call goes to and its SET: `owner`'s, else its fallback's."""
-        directory = self._ctx.directory
         routed = inv.pool or self._base
-        if not directory.listed:
-            with contextlib.suppress(NoProviderError):  # waits, within the deadline
-                await directory.pick(self._pool(routed.selector, owner), inv)
+        candidates = self._candidates.get((routed, owner))
+        if candidates is None:
+            candidates = self._candidates[routed, owner] = self._in_order(rule, routed, owner)
+        directory = self._ctx.directory
+        if not directory.listed:  # a first call waits for the first listing, within its deadline
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(directory.wait_listed(), inv.deadline - time.monotonic())
+        for pool, set_name in candidates:
+            picker = pool.picker
+            if picker is not None and any(e.usable for e in picker.endpoints):
+                return pool, set_name
         fallback = rule.fallback(owner)
-        for set_name in (owner, fallback):
-            if set_name is None:
-                continue
-            for base in (routed, self._base):  # a routed group empty here: the stub's own
-                pool = self._pool(base.selector, set_name)
-                picker = pool.picker
-                if picker is not None and any(e.usable for e in picker.endpoints):
-                    return pool, str(set_name)
         where = f"bucket {bucket}" if bucket is not None else "no key: the consumer's own SET"
         also = f" nor in its fallback {fallback}" if fallback is not None else ""
         raise NoProviderError(
@@ -116,13 +122,20 @@ class SetFilter:
             f"on_empty is {rule.on_empty!r}"
         )
 
-    def _pool(self, selector: Selector, set_name: SetName) -> PickerRef:
-        found = self._pools.get((selector, set_name))
-        if found is None:
-            if len(self._pools) >= MAX_POOLS:
-                self._pools.clear()
-            found = self._ctx.directory.pool(
-                self._ctx.balancer, replace(selector, set=str(set_name))
-            )
-            self._pools[selector, set_name] = found
-        return found
+    def _in_order(
+        self, rule: SetRule, routed: PickerRef, owner: SetName
+    ) -> tuple[tuple[PickerRef, str], ...]:
+        """The pools a call routed to `routed` and owned by `owner` may go to, in order:
+        the SET's, then its fallback's; in each, the routed group's, then the stub's own."""
+        if len(self._candidates) >= MAX_POOLS:
+            self._candidates.clear()
+        fallback = rule.fallback(owner)
+        found: dict[PickerRef, str] = {}
+        for set_name in (owner, fallback):
+            for base in (routed, self._base):
+                if set_name is not None:
+                    pool = self._ctx.directory.pool(
+                        self._ctx.balancer, replace(base.selector, set=str(set_name))
+                    )
+                    found.setdefault(pool, str(set_name))
+        return tuple(found.items())

@@ -170,6 +170,8 @@ class SetRule:
 
     def moved(self, first: int, last: int, to: SetName) -> SetRule:
         """This rule with buckets `first`..`last` given to `to`; RuleError if out of range."""
+        if first > last:
+            raise RuleError(f"set move: from {first} is after to {last}")
         if not 0 <= first <= last < self.buckets:
             raise RuleError(
                 f"set move: buckets {first}..{last} are not within 0..{self.buckets - 1}"

@@ -111,7 +111,7 @@ async def test_without_a_snapshot_the_rules_give_up_to_the_defaults_as_before(
         started = time.monotonic()
         await rules.settle(5.0)
         assert rules.ready and in_force(rules) == {}
-        assert time.monotonic() - started < 2.0  # gave up after startup_wait, not `within`
+        assert time.monotonic() - started < 4.5  # gave up after startup_wait, not `within` (5)
     finally:
         await rules.close()
 

@@ -71,6 +71,8 @@ CASES = [  # (stub options, call metadata, the SET that must answer)
     ({"set_key": name_is(""), "hash_key": name_is("1")}, None, "hz.a.2"),
     ({"hash_key": name_is("1")}, None, "hz.a.2"),
     ({"hash_key": name_is("0")}, (("x-user-id", ""),), "hz.a.1"),
+    ({"set_key": lambda request: 0, "hash_key": name_is("1")}, None, "hz.a.1"),  # 0 is a key
+    ({"set_key": lambda request: 1}, None, "hz.a.2"),  # a user id as an int
 ]
 
 

@@ -153,10 +153,15 @@ def test_moving_keeps_the_key_and_policies() -> None:
     assert moved.fallback(A1) == CENTER
 
 
-@pytest.mark.parametrize(("first", "last"), [(-1, 3), (0, 10), (5, 4), (10, 10)])
+@pytest.mark.parametrize(("first", "last"), [(-1, 3), (0, 10), (10, 10)])
 def test_a_move_outside_the_buckets_is_refused(first: int, last: int) -> None:
     with pytest.raises(RuleError, match=r"set move: buckets .* not within 0\.\.9"):
         SetRule.parse(_rule()).moved(first, last, A1)
+
+
+def test_a_move_from_after_to_is_refused_as_such() -> None:
+    with pytest.raises(RuleError, match=r"^set move: from 5 is after to 4$"):
+        SetRule.parse(_rule()).moved(5, 4, A1)
 
 
 def test_a_move_that_would_make_too_many_ranges_is_refused() -> None:

@@ -160,6 +160,28 @@ async def test_during_a_move_a_key_the_previous_version_gave_this_set_is_still_s
         assert await answered(stub, OWN_KEY) == "hi u"
 
 
+async def test_the_previous_version_counts_only_for_a_while_after_the_change(
+    zookeeper: LocalZooKeeper,
+    kazoo: KazooClient,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(set_guard, "PREVIOUS_FOR", 0.5)
+    async with provider(zookeeper, tenant, set=OWN) as (server, stub):
+        rules = server.rules("XIESR")
+        await pushed(kazoo, tenant, rules, "set", rule([(0, 59, OWN), (60, 99, OTHER)]))
+        await pushed(kazoo, tenant, rules, "set", rule([(0, 49, OWN), (50, 99, OTHER)]))
+
+        async def refused() -> bool:
+            try:
+                await stub.SayHello(Request(), metadata=keyed(OTHER_KEY), timeout=5)
+            except grpc.aio.AioRpcError as error:
+                return error.code() == grpc.StatusCode.FAILED_PRECONDITION
+            return False
+
+        await wait_until(refused, 10, "the previous version no longer counting")
+
+
 async def test_after_the_rule_was_removed_no_old_version_counts_as_previous(
     zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str
 ) -> None:

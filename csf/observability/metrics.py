@@ -25,21 +25,25 @@ class _ByCode:
     """The method's attributes with rpc.grpc.status_code (and csf.set, for a call that
     went to a SET) added, one dict per code and SET, cached."""
 
-    __slots__ = ("_base", "_by_code")
+    __slots__ = ("_base", "_by_code", "_by_set")
 
     def __init__(self, base: dict[str, Any]) -> None:
         self._base = base
-        self._by_code: dict[tuple[grpc.StatusCode, str | None], dict[str, Any]] = {}
+        self._by_code: dict[grpc.StatusCode, dict[str, Any]] = {}
+        self._by_set: dict[tuple[grpc.StatusCode, str], dict[str, Any]] = {}
 
     def __call__(self, code: grpc.StatusCode, set_name: str | None = None) -> dict[str, Any]:
-        found = self._by_code.get((code, set_name))
+        if set_name is None:  # most calls: no tuple key to build
+            found = self._by_code.get(code)
+            if found is None:
+                found = self._by_code[code] = {**self._base, "rpc.grpc.status_code": code.value[0]}
+            return found
+        found = self._by_set.get((code, set_name))
         if found is None:
-            if len(self._by_code) >= MAX_CACHED_ATTRIBUTES:
-                self._by_code.clear()
-            found = {**self._base, "rpc.grpc.status_code": code.value[0]}
-            if set_name is not None:
-                found["csf.set"] = set_name
-            self._by_code[code, set_name] = found
+            if len(self._by_set) >= MAX_CACHED_ATTRIBUTES:
+                self._by_set.clear()
+            found = {**self._base, "rpc.grpc.status_code": code.value[0], "csf.set": set_name}
+            self._by_set[code, set_name] = found
         return found
 
 
