@@ -13,6 +13,10 @@ hz.a.2 30%, hz.b.1 20% of 1,000 buckets, hz.a.1 in two ranges). Figures:
 - cost: calls/s of a service with a set rule and of one without (same providers, the
   key in metadata on both), in alternating rounds so drift on a shared machine hits both
   alike; the figure is the median round. Tracing and metrics are off to isolate the filter.
+  The SET-ized calls also go to 2 providers, not 6, and carry csf-set-key on: this is
+  what a SET-ized deployment costs, the filter among it;
+- filter: the set filter alone, in microseconds per call, over a stand-in directory of
+  two usable endpoints per SET (the key's bucket, the table, the pool, nothing else).
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
 from kazoo.client import KazooClient
 
 import csf
+from csf._invocation import Invocation, PickerRef, Selector
+from csf.set_router import SetFilter
 from csf.set_rule import SetName, SetRule
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
@@ -277,6 +284,47 @@ async def cost(bench: Bench, rounds: int, calls: int) -> dict[str, Any]:
     }
 
 
+class _StandInRules:
+    def __init__(self, rule: SetRule) -> None:
+        self.rule, self.generation = rule, 1
+
+    def get(self, kind: type) -> SetRule:
+        return self.rule
+
+
+class _StandInDirectory:
+    listed, key = True, "bench"
+
+    def pool(self, factory: Any, selector: Selector) -> PickerRef:
+        ref = PickerRef(selector)
+        ref.picker = SimpleNamespace(endpoints=[SimpleNamespace(usable=True)] * 2)  # type: ignore[assignment]
+        return ref
+
+
+async def filter_cost(calls: int) -> float:
+    """Microseconds the set filter adds to a call, over a bare `next`."""
+    ctx = SimpleNamespace(
+        directory=_StandInDirectory(), balancer=None, selector=Selector(), home_set=None,
+        kind="unary_unary", set_key=None, rules=_StandInRules(rule_of(RULE)), service="S",
+    )  # fmt: skip
+    set_filter = SetFilter(ctx)  # type: ignore[arg-type]
+    invocations = [
+        Invocation("S", "/b.S/M", None, ((KEY, str(i % 5_000)),), 0.0) for i in range(calls)
+    ]
+
+    async def bare(inv: Invocation) -> None:
+        return None
+
+    start = time.perf_counter()
+    for inv in invocations:
+        await bare(inv)
+    baseline = time.perf_counter() - start
+    start = time.perf_counter()
+    for inv in invocations:
+        await set_filter(inv, bare)
+    return round((time.perf_counter() - start - baseline) / calls * 1e6, 2)
+
+
 async def measure(quick: bool) -> dict[str, Any]:
     machine = f"{platform.node()} {platform.machine()} {platform.python_version()}"
     with (
@@ -292,6 +340,7 @@ async def measure(quick: bool) -> dict[str, Any]:
                 "cost": await cost(bench, 3 if quick else 7, 300 if quick else 2_000),
                 "moves": await moves(bench, 3 if quick else 8),
                 "isolation": await isolation(bench, 2 if quick else 5),
+                "filter_us": await filter_cost(20_000 if quick else 200_000),
             }
         finally:
             await bench.close()
@@ -327,6 +376,7 @@ def report(data: dict[str, Any]) -> None:
         without, with_ = cost["without_set_rule"][in_flight], cost["with_set_rule"][in_flight]
         change = with_ / without - 1
         print(f"  {in_flight:>2} in flight: {without:8.0f} -> {with_:8.0f} ({change:+.1%})")
+    print(f"the set filter alone: {data['filter_us']:.2f} us per call")
 
 
 def main() -> None:
