@@ -23,8 +23,8 @@ import grpc
 
 from csf._handlers import OnEntry
 from csf._invocation import LiveRules
-from csf.set_key import found_in
-from csf.set_rule import SET_KEY_METADATA, SetName, SetRule
+from csf.set_key import given_on_call
+from csf.set_rule import SetName, SetRule
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -86,10 +86,7 @@ class SetGuard:
         rule = self._current
         if rule is None or not rule.verify:  # the rule changed since in_force was read
             return
-        metadata = context.invocation_metadata()
-        key = found_in(metadata, SET_KEY_METADATA)
-        if key is None and rule.key is not None:
-            key = found_in(metadata, rule.key)
+        key = given_on_call(context.invocation_metadata(), rule.key)
         if key is None or self._accepts(key) or await self._accepted_later(context, key):
             return
         bucket, owner = (self._current or rule).which(key)  # the table after any wait

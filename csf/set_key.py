@@ -56,6 +56,14 @@ def found_in(metadata: Metadata, name: str) -> str | None:
     return None
 
 
+def given_on_call(metadata: Metadata, rule_key: str | None) -> str | None:
+    """A call's key from its metadata: csf-set-key, else the rule's `key` entry."""
+    found = found_in(metadata, SET_KEY_METADATA)
+    if found is None and rule_key is not None:
+        found = found_in(metadata, rule_key)
+    return found
+
+
 def sent_with(metadata: Metadata, key: str) -> Metadata:
     """`metadata` carrying `key` in csf-set-key, unless it carries one already."""
     if found_in(metadata, SET_KEY_METADATA) is not None:

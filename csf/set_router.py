@@ -20,7 +20,7 @@ from typing import Any
 
 from csf._exceptions import NoProviderError, NoSetKeyError
 from csf._invocation import Invocation, Invoker, MethodContext, PickerRef
-from csf.set_key import found_in
+from csf.set_key import given_on_call
 from csf.set_rule import SET_KEY_METADATA, SetName, SetRule
 
 MAX_POOLS = 10_000
@@ -79,9 +79,7 @@ class SetFilter:
         return await next(inv)
 
     def _key(self, rule: SetRule, inv: Invocation) -> str | None:
-        given = found_in(inv.metadata, SET_KEY_METADATA)
-        if given is None and rule.key is not None:
-            given = found_in(inv.metadata, rule.key)
+        given = given_on_call(inv.metadata, rule.key)
         if given is not None:
             return given
         if self._set_key is not None:

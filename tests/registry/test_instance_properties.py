@@ -21,12 +21,13 @@ from tests.strategies import (
     hostile_numbers,
     json_values,
     nested,
+    set_names,
     tame_numbers,
 )
 
 FIELDS = [
     "host", "port", "weight", "version", "group", "tags", "services", "pid", "start_time",
-    "warmup", "tls",
+    "warmup", "tls", "set",
 ]  # fmt: skip
 
 
@@ -70,6 +71,7 @@ instances = st.builds(
     start_time=st.floats(0, bounds.START_TIME.high),
     warmup=st.floats(0, bounds.WARMUP_S.high),
     tls=st.booleans(),
+    set=st.none() | set_names().map(str),
 )
 
 
@@ -95,7 +97,7 @@ def instance_documents(draw: st.DrawFn, numbers: st.SearchStrategy[Any]) -> dict
         if draw(st.booleans()):
             document[field] = draw(values)
         else:
-            del document[field]
+            document.pop(field, None)  # "set" is written only by a provider in a SET
     document.update(draw(st.dictionaries(st.text(max_size=8), values, max_size=1)))
     return document
 
