@@ -36,6 +36,7 @@ from csf._guards import (
     resolve_guards,
 )
 from csf._handlers import Guards
+from csf._reflection import reflection_enabler
 from csf.auth import CallerAuth, Subscribers
 from csf.config import (
     DEFAULT_CLUSTER,
@@ -123,7 +124,11 @@ class Server:
     gives in-flight calls `grace` seconds. `chain` names the guards run around each
     handler, outermost first; `guards` maps names to factories that replace a built-in
     guard or add one named in `chain`. `set` names the SET (cell) its providers belong
-    to, `<name>.<area>.<group>` (DESIGN section 8). Raises ConfigError for a bad value.
+    to, `<name>.<area>.<group>` (DESIGN section 8). With `reflection` the server also
+    answers gRPC server reflection (grpcurl and the like) for the gRPC services it
+    serves, health and reflection itself; off by default, and it needs the extra
+    `pip install 'csf[reflection]'`. Raises ConfigError for a bad value, or for
+    `reflection` without grpcio-reflection installed.
     """
 
     def __init__(
@@ -146,6 +151,7 @@ class Server:
         chain: Sequence[str] = DEFAULT_PROVIDER_CHAIN,
         guards: Mapping[str, GuardFactory] | None = None,
         set: str | None = None,  # DESIGN section 8 names it so; no builtin set() below
+        reflection: bool = False,
     ) -> None:
         self.tenant = check_name("tenant", tenant)
         self.set_name = None if set is None else str(SetName.parse("set", set))
@@ -163,6 +169,7 @@ class Server:
             check_timeout("deregister_wait", deregister_wait)
         self.deregister_wait = float(deregister_wait)
         self._handle_signals = handle_signals
+        self._reflection = reflection_enabler() if reflection else None
         self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
         self._guard_factories = resolve_guards(chain, guards)
         self._owns_registry = isinstance(registry, str)
@@ -250,6 +257,11 @@ class Server:
             for recorder in served.recorders:
                 recorder.install(server, guards)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self._reflection is not None:
+            self._reflection(
+                (name for served in self._served.values() for name in served.grpc_services()),
+                server,
+            )
         address = f"{self.host}:{self.port}"
         try:
             if self._tls is None:
