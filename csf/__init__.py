@@ -18,7 +18,7 @@ from csf._exceptions import (
 from csf._guards import DEFAULT_PROVIDER_CHAIN, GuardContext, GuardFactory
 from csf._handlers import Guard
 from csf._invocation import Filter, Invocation, Invoker, MethodContext, compose
-from csf.auth import CallerAuth
+from csf.auth import CallerAuth, origin_app
 from csf.channel import GovernedChannel
 from csf.config import EMPTY_REPLY, MethodConfig
 from csf.consumer import Consumer
@@ -57,5 +57,6 @@ __all__ = [
     "Server",
     "TLSConfig",
     "compose",
+    "origin_app",
     "provider",
 ]

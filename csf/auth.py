@@ -14,6 +14,11 @@ ASCII digits (at most 11); it is accepted within `max_skew` (at most a day: boun
 either way of the provider's clock. Anything else, whatever its size or characters, is
 an invalid token: `verify` answers False, it never raises.
 
+The apps a provider names in `gateways` (csf-gateway) call on behalf of HTTP callers
+and send the caller's app in `csf-origin-app`; a handler reads it with
+`csf.origin_app(context)`. It is honoured only from a gateway that authenticated, so
+no other caller can forge it.
+
 Tokens and secrets never reach logs, span attributes, error messages or reprs.
 """
 
@@ -23,7 +28,8 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,11 +42,16 @@ from csf.config import check_name
 
 APP_KEY = "csf-app"
 TOKEN_KEY = "csf-token"
+ORIGIN_APP_KEY = "csf-origin-app"
 TOKEN_RENEWAL = 60.0
 DEFAULT_MAX_SKEW = 300.0
 _TOKEN = re.compile(r"([0-9]{1,11})\.[0-9a-f]{64}")
 
 Metadata = tuple[tuple[str, str], ...]
+
+# Set by AuthGuard in the handler's task: whether the authenticated caller is a trusted
+# gateway. None: no caller was authenticated (a server without CallerAuth).
+_from_gateway: ContextVar[bool | None] = ContextVar("csf_from_gateway", default=None)
 
 
 def sign(secret: str, app: str, tenant: str, service: str, issued: int) -> str:
@@ -73,11 +84,15 @@ class CallerToken:
 class CallerAuth:
     """Provider side: `secrets` maps each app allowed to authenticate to its secret.
     With `require_subscription` (the default) the app must also be subscribed to the
-    service; `max_skew` bounds a token's age (seconds, either way of the clock)."""
+    service; `max_skew` bounds a token's age (seconds, either way of the clock).
+    `gateways` names the apps (each with a secret) trusted to say, in `csf-origin-app`,
+    which app their HTTP caller is (`csf.origin_app`); from any other caller it is
+    dropped."""
 
     secrets: Mapping[str, str] = field(repr=False)
     require_subscription: bool = True
     max_skew: float = DEFAULT_MAX_SKEW
+    gateways: Set[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not isinstance(self.secrets, Mapping) or not self.secrets:
@@ -88,11 +103,18 @@ class CallerAuth:
                 raise ConfigError(f"auth.secrets[{app!r}]: expected a string of 16+ characters")
         # A clock error beyond a day is no skew: a token that old is a replay.
         bounds.SECONDS.check("auth.max_skew", self.max_skew, ConfigError)
+        if not isinstance(self.gateways, Set):  # a str would be a set of letters
+            raise ConfigError(f"auth.gateways: expected a set of app names, got {self.gateways!r}")
+        for app in self.gateways:
+            if check_name("auth.gateways app", app) not in self.secrets:
+                raise ConfigError(f"auth.gateways: {app!r} has no secret in auth.secrets")
+        object.__setattr__(self, "gateways", frozenset(self.gateways))
 
     def __repr__(self) -> str:
         return (
             f"CallerAuth(apps={sorted(self.secrets)!r}, "
-            f"require_subscription={self.require_subscription!r}, max_skew={self.max_skew!r})"
+            f"require_subscription={self.require_subscription!r}, max_skew={self.max_skew!r}, "
+            f"gateways={sorted(self.gateways)!r})"
         )
 
     def verify(self, tenant: str, service: str, app: str | None, token: str | None) -> bool:
@@ -131,6 +153,7 @@ class AuthGuard:
         self, auth: CallerAuth, tenant: str, service: str, subscribers: Subscribers | None
     ) -> None:
         self._auth = auth
+        self._gateways = auth.gateways
         self._tenant = tenant
         self._service = service
         self._subscribers = subscribers
@@ -149,6 +172,7 @@ class AuthGuard:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "missing, unknown or invalid caller credentials"
             )
+        _from_gateway.set(app in self._gateways)
         if self._subscribers is None:
             return
         if self._subscribers.apps is None:
@@ -158,3 +182,24 @@ class AuthGuard:
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"app {app!r} is not subscribed to {self._service}",
             )
+
+
+def origin_app(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
+    """Inside a handler: the app of the HTTP caller a gateway called on behalf of
+    (metadata `csf-origin-app`), or None.
+
+    On a server with `CallerAuth` the value counts only when the authenticated caller is
+    one of its `gateways`; from any other caller it is None, whatever the call sent. On a
+    server without CallerAuth nothing is authenticated: the value is taken as sent, with
+    the same trust as the caller's own `csf-app`. A value that is not a valid app name
+    is None.
+    """
+    if _from_gateway.get() is False:
+        return None
+    for key, value in context.invocation_metadata() or ():
+        if key == ORIGIN_APP_KEY:
+            try:
+                return check_name(ORIGIN_APP_KEY, value)
+            except ConfigError:
+                return None
+    return None
