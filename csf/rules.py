@@ -204,11 +204,48 @@ class DegradeRule(FlatRule):
     all: bool = False
 
 
+def default_burst(rate: float) -> float:
+    """The burst of a limit that names none: a twentieth of a second's worth, at least 1,
+    which keeps the admitted rate at `rate` when calls arrive in a steady stream."""
+    return max(1.0, rate / 20)
+
+
+@dataclass(frozen=True, slots=True)
+class AppRate:
+    """One app's limit at the gateway: `rate` calls per second, `burst` tokens."""
+
+    rate: float
+    burst: float
+
+
+def _app_rates(where: str, value: Any) -> Mapping[str, AppRate]:
+    rates = {}
+    for app, body in entries(where, value, "app name to {rate, burst}").items():
+        try:
+            check_name(where, app)
+        except ConfigError as exc:
+            raise RuleError(str(exc)) from None
+        app_where = f"{where}[{app!r}]"
+        if not isinstance(body, dict):
+            raise RuleError(f"{app_where}: expected an object with rate and burst")
+        only_keys(app_where, body, {"rate", "burst"})
+        if "rate" not in body:
+            raise RuleError(f"{app_where}.rate: required")
+        rate = bounds.RATE.check(f"{app_where}.rate", body["rate"], RuleError)
+        burst = body.get("burst", default_burst(rate))
+        rates[app] = AppRate(rate, bounds.BURST.check(f"{app_where}.burst", burst, RuleError))
+    return rates
+
+
 @dataclass(frozen=True)
 class RateLimitRule(FlatRule):
     """`ratelimit`: a token bucket per process, on the consumer or the provider side.
 
     A call finding no token waits up to `max_wait_ms` (within its deadline), else fails.
+    `apps` (`{"<app>": {"rate", "burst"}}`, burst defaulting as `default_burst`) limits
+    each app's calls through a gateway, per gateway process, whatever `side` says;
+    consumers and providers ignore it. Like every key, a method's `apps` replaces the
+    service's whole for that method: an app it leaves out has no limit there.
     """
 
     KIND = "ratelimit"
@@ -217,11 +254,25 @@ class RateLimitRule(FlatRule):
         "rate": _number(bounds.RATE),
         "burst": _number(bounds.BURST),
         "max_wait_ms": _number(bounds.MAX_WAIT_MS),
+        "apps": _app_rates,
     }
     side: str = "consumer"
     rate: float | None = None
     burst: float | None = None
     max_wait_ms: float = 0.0
+    apps: Mapping[str, AppRate] = field(default_factory=dict)
+
+    def app_scope(self, method: str | None) -> bool:
+        """Whether `method` has an `apps` map of its own: its calls then count in buckets
+        of their own, apart from the one per app the service's map gives."""
+        return method is not None and "apps" in self.methods.get(method, {})
+
+    def app_limit(self, app: str, method: str | None = None) -> AppRate | None:
+        """The limit on `app`'s calls to `method` (any method when None): from the
+        method's own `apps` map if it has one, else the service's; None: no limit."""
+        own = self.methods.get(method, {}) if method is not None else {}
+        apps: Mapping[str, AppRate] = own.get("apps", self.apps)
+        return apps.get(app)
 
 
 @dataclass(frozen=True)

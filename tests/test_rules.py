@@ -4,6 +4,7 @@ import pytest
 
 from csf import bounds, rules
 from csf.rules import (
+    AppRate,
     BreakerRule,
     RateLimitRule,
     RetryRule,
@@ -267,6 +268,11 @@ def test_the_field_checks_that_build_the_rule_kinds_refuse_bad_values() -> None:
         ("route", _doc(tags={f"t{i}": "v" for i in range(1_001)}), "route.tags"),
         ("weight", _doc(instances={f"h:{i + 1}": 1 for i in range(1_001)}), "weight.instances"),
         ("timeout", _doc(methods={f"M{i}": {} for i in range(1_001)}), "timeout.methods"),
+        (
+            "ratelimit",
+            _doc(apps={f"app{i}": {"rate": 1} for i in range(1_001)}),
+            "ratelimit.apps",
+        ),
     ],
 )
 def test_a_rule_map_of_more_than_a_thousand_entries_is_refused(
@@ -275,3 +281,86 @@ def test_a_rule_map_of_more_than_a_thousand_entries_is_refused(
     with pytest.raises(RuleError) as caught:
         parse_rule(kind, document)
     assert str(caught.value) == f"{where}: 1001 entries, at most 1000"
+
+
+def test_ratelimit_apps_give_each_app_its_rate_and_burst() -> None:
+    rule = parse_rule(
+        "ratelimit",
+        _doc(apps={"web": {"rate": 100, "burst": 20}, "job": {"rate": 10}, "slow": {"rate": 5}}),
+    )
+    assert isinstance(rule, RateLimitRule)
+    assert rule.app_limit("web") == AppRate(rate=100.0, burst=20.0)
+    # burst defaults as the consumer's and provider's limits do: 1/20 s worth, at least 1.
+    assert rule.app_limit("job", "SayHello") == AppRate(rate=10.0, burst=1.0)
+    assert rules.default_burst(1000.0) == 50.0
+    assert rule.app_limit("stranger") is None
+    # Consumers and providers ignore apps: no rate of their own.
+    assert (rule.rate, rule.burst, rule.side) == (None, None, "consumer")
+    assert rule.app_scope("SayHello") is False and rule.app_scope(None) is False
+
+
+def test_a_methods_apps_replace_the_services_apps_for_that_method() -> None:
+    rule = parse_rule(
+        "ratelimit",
+        _doc(
+            apps={"web": {"rate": 10}, "job": {"rate": 1}},
+            methods={"Pay": {"apps": {"web": {"rate": 2, "burst": 2}}}, "Ping": {"rate": 5}},
+        ),
+    )
+    assert isinstance(rule, RateLimitRule)
+    assert rule.app_limit("web", "Pay") == AppRate(2.0, 2.0)
+    assert rule.app_limit("job", "Pay") is None
+    assert rule.app_limit("job", "Ping") == rule.app_limit("job") == AppRate(1.0, 1.0)
+    assert rule.app_limit("web", None) == AppRate(10.0, 1.0)
+    assert (rule.app_scope("Pay"), rule.app_scope("Ping"), rule.app_scope("Other")) == (
+        True,
+        False,
+        False,
+    )
+    assert rule.for_method("Pay").apps == {"web": AppRate(2.0, 2.0)}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"apps": []}, "ratelimit.apps: expected an object of app name to {rate, burst}"),
+        ({"apps": {"web": 5}}, "ratelimit.apps['web']: expected an object with rate and burst"),
+        ({"apps": {"web": {}}}, "ratelimit.apps['web'].rate: required"),
+        (
+            {"apps": {"web": {"rate": 0}}},
+            "ratelimit.apps['web'].rate: expected a number from 0.001 to 1,000,000, got 0",
+        ),
+        (
+            {"apps": {"web": {"rate": 1_000_001}}},
+            "ratelimit.apps['web'].rate: expected a number from 0.001 to 1,000,000, got 1000001",
+        ),
+        (
+            {"apps": {"web": {"rate": 1, "burst": 0.5}}},
+            "ratelimit.apps['web'].burst: expected a number from 1 to 1,000,000, got 0.5",
+        ),
+        (
+            {"apps": {"web": {"rate": 1, "burst": None}}},
+            "ratelimit.apps['web'].burst: expected a number from 1 to 1,000,000, got None",
+        ),
+        (
+            {"apps": {"web": {"rate": 1, "max_wait_ms": 5}}},
+            "ratelimit.apps['web']: unknown field 'max_wait_ms'; allowed: burst, rate",
+        ),
+        (
+            {"apps": {"bad/app": {"rate": 1}}},
+            "ratelimit.apps: 'bad/app' is not a valid name "
+            "(letters, digits, '.', '_', '-'; at most 128; not starting with a symbol)",
+        ),
+        (
+            {"methods": {"Pay": {"apps": {"web": {"rate": True}}}}},
+            "ratelimit.methods['Pay'].apps['web'].rate: expected a number from 0.001 to "
+            "1,000,000, got True",
+        ),
+    ],
+)
+def test_bad_ratelimit_apps_are_refused_with_the_field_named(
+    body: dict[str, object], message: str
+) -> None:
+    with pytest.raises(RuleError) as caught:
+        parse_rule("ratelimit", _doc(**body))
+    assert str(caught.value) == message

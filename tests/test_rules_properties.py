@@ -4,6 +4,7 @@ documents parse into exactly the fields they give."""
 
 import json
 import math
+import re
 import string
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 import csf
 from csf.rules import (
     PARSERS,
+    AppRate,
     BreakerRule,
     ConcurrencyRule,
     DegradeRule,
@@ -46,7 +48,7 @@ FIELDS: dict[str, list[str]] = {
         "open_s", "half_open_probes",
     ],
     "degrade": ["all"],
-    "ratelimit": ["side", "rate", "burst", "max_wait_ms"],
+    "ratelimit": ["side", "rate", "burst", "max_wait_ms", "apps"],
     "concurrency": ["consumer", "provider", "max_wait_ms"],
     "retry": ["cluster", "retries", "budget_ratio", "budget_min_per_s"],
     "timeout": ["timeout_ms"],
@@ -59,6 +61,9 @@ FLAT: dict[str, type[FlatRule]] = {
     kind.KIND: kind
     for kind in (BreakerRule, DegradeRule, RateLimitRule, ConcurrencyRule, RetryRule, TimeoutRule)
 }
+
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def test_the_properties_cover_every_kind_of_rule() -> None:
@@ -93,6 +98,17 @@ def _optional(check: Any) -> Any:
     return lambda value: value is None or check(value)
 
 
+def _app_rates(value: object) -> bool:
+    """A map of valid app names to rates above 0 and bursts of at least 1."""
+    return isinstance(value, dict) and all(
+        NAME.fullmatch(app)
+        and isinstance(limit, AppRate)
+        and _finite(0, above=True)(limit.rate)
+        and _finite(1)(limit.burst)
+        for app, limit in value.items()
+    )
+
+
 BOUNDS: dict[str, dict[str, Any]] = {
     "breaker": {
         "force": lambda value: value in (None, "open", "closed"),
@@ -110,6 +126,7 @@ BOUNDS: dict[str, dict[str, Any]] = {
         "rate": _optional(_finite(0, above=True)),
         "burst": _optional(_finite(1)),
         "max_wait_ms": _finite(0),
+        "apps": _app_rates,
     },
     "concurrency": {
         "consumer": _optional(_whole(1)),
@@ -193,6 +210,12 @@ plausible = st.one_of(
     st.sampled_from(["open", "closed", "consumer", "provider", "failover", "forking"]),
     st.dictionaries(names | addresses, st.integers(0, 5), max_size=2),
     st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+    # An apps map: app name to {rate, burst}.
+    st.dictionaries(
+        names | st.text(max_size=3),
+        st.fixed_dictionaries({}, optional={"rate": st.floats(0, 2), "burst": st.integers(0, 3)}),
+        max_size=2,
+    ),
 )
 
 
@@ -281,6 +304,13 @@ VALID: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "rate": _number(0.1, 100_000),
         "burst": _number(1, 10_000),
         "max_wait_ms": _number(0, 60_000),
+        "apps": st.dictionaries(
+            names,
+            st.fixed_dictionaries(
+                {"rate": _number(0.1, 100_000)}, optional={"burst": _number(1, 10_000)}
+            ),
+            max_size=3,
+        ),
     },
     "concurrency": {
         "consumer": st.integers(1, 10_000),
@@ -317,8 +347,23 @@ def test_a_valid_rule_document_parses_into_the_fields_it_gives(
         applied = rule.for_method(name)
         for field in VALID[kind]:
             given_value = overrides.get(name, {}).get(field, service.get(field))
+            if field == "apps":
+                given_value = _app_rates_given(given_value)
+                assert isinstance(rule, RateLimitRule)
+                for app, limit in (given_value or {}).items():
+                    assert rule.app_limit(app, name) == limit, (name, app)
             expected = getattr(defaults, field) if given_value is None else given_value
             assert getattr(applied, field) == expected, (name, field)
+
+
+def _app_rates_given(apps: dict[str, dict[str, float]] | None) -> dict[str, AppRate] | None:
+    """The AppRates an `apps` map gives: each burst as given, else the default one."""
+    if apps is None:
+        return None
+    return {
+        app: AppRate(limit["rate"], limit.get("burst", max(1.0, limit["rate"] / 20)))
+        for app, limit in apps.items()
+    }
 
 
 group_weights = st.dictionaries(names, st.integers(0, 100), max_size=4).filter(
@@ -399,6 +444,8 @@ def _one_field(kind: str, field: str, value: Any) -> dict[str, Any]:
         return {"schema": 1, "group_weights": {"gray": value}}
     if kind == "weight":
         return {"schema": 1, "instances": {"127.0.0.1:1": value}}
+    if field == "apps":
+        return {"schema": 1, "apps": {"web": {"rate": value}}}
     return {"schema": 1, field: value}
 
 
