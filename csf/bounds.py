@@ -92,3 +92,5 @@ MAX_ENTRIES = 1_000
 """Entries of any map in a rule (methods, groups, instances, tags)."""
 MAX_PROVIDERS = 1_000
 """Providers a consumer keeps per service cluster, and instances a snapshot holds."""
+MAX_DESCRIPTORS = 10_000
+"""Descriptors (gRPC services under `<service>/services/`) a tenant's watch keeps."""

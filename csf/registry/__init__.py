@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from csf.config import StaticURL, parse_registry_url
 from csf.registry._base import (
+    DescriptorsListener,
     LifecycleListener,
     ProviderListener,
     Registration,
@@ -19,6 +20,7 @@ from csf.registry.static import StaticRegistry
 from csf.registry.zookeeper import ZooKeeperRegistry
 
 __all__ = [
+    "DescriptorsListener",
     "Instance",
     "InstanceFormatError",
     "LifecycleListener",

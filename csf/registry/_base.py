@@ -1,9 +1,9 @@
 """What every registry offers: register an instance; watch a service's providers, its
-rules, its subscribers and its gRPC services' lifecycle."""
+rules, its subscribers and its gRPC services' lifecycle, and a tenant's descriptors."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -51,6 +51,9 @@ SubscribersListener = Callable[[frozenset[str]], None]
 LifecycleListener = Callable[[str | None], None]
 """Receives a gRPC service's lifecycle status (None when it has no descriptor); called on
 the event loop."""
+DescriptorsListener = Callable[[Mapping[tuple[str, str], bytes]], None]
+"""Receives every descriptor node of a tenant, (service code, gRPC service) -> its bytes;
+called on the event loop."""
 
 
 class Subscription(Protocol):
@@ -96,3 +99,7 @@ class Registry(Protocol):
         """Deliver the lifecycle status of one gRPC service of a service now and on every
         change: None while it has no descriptor; data without a known status is skipped
         with a warning, keeping the last good status."""
+
+    def subscribe_descriptors(self, tenant: str, listener: DescriptorsListener) -> Subscription:
+        """Deliver every descriptor under the tenant's `<service>/services/` now and after
+        every change (the bytes as stored: parsing them is the reader's job)."""

@@ -6,6 +6,7 @@ import asyncio
 
 from csf.config import StaticURL
 from csf.registry._base import (
+    DescriptorsListener,
     LifecycleListener,
     ProviderListener,
     Registration,
@@ -68,4 +69,9 @@ class StaticRegistry:
     ) -> Subscription:
         """Direct connection has no descriptors: None, once."""
         handle = asyncio.get_running_loop().call_soon(listener, None)
+        return _StaticSubscription(handle)
+
+    def subscribe_descriptors(self, tenant: str, listener: DescriptorsListener) -> Subscription:
+        """Direct connection has no descriptors: none, once."""
+        handle = asyncio.get_running_loop().call_soon(listener, {})
         return _StaticSubscription(handle)

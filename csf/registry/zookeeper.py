@@ -26,6 +26,7 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from kazoo.client import KazooState
@@ -43,8 +44,10 @@ from kazoo.retry import KazooRetry
 from kazoo.security import ACL
 
 from csf._exceptions import RegistryError
+from csf.bounds import MAX_DESCRIPTORS
 from csf.config import ZooKeeperURL
 from csf.registry._base import (
+    DescriptorsListener,
     LifecycleListener,
     ProviderListener,
     Registration,
@@ -63,7 +66,7 @@ from csf.registry.access import (
 )
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import LifecycleFormatError, descriptor_path, parse_status
-from csf.registry.paths import cluster_path, rule_path, subscriptions_path
+from csf.registry.paths import cluster_path, rule_path, subscriptions_path, tenant_path
 from csf.registry.rejections import Rejections
 
 logger = logging.getLogger("csf.registry")
@@ -140,6 +143,11 @@ class ZooKeeperRegistry:
         # stop() joins kazoo's threads and closes the session: not on the loop.
         await asyncio.to_thread(self.client.stop)
         await asyncio.to_thread(self.client.close)
+
+    @property
+    def connected(self) -> bool:
+        """Whether ZooKeeper answers now (else watchers keep their last good view)."""
+        return self._connected.is_set()
 
     @property
     def session_id(self) -> int | None:
@@ -370,6 +378,13 @@ class ZooKeeperRegistry:
         it has no descriptor); unreadable data keeps the last good status."""
         path = descriptor_path(tenant, service, grpc_service)
         watch = _LifecycleWatch(self, path, listener)
+        self._watches.add(watch)
+        return watch
+
+    def subscribe_descriptors(self, tenant: str, listener: DescriptorsListener) -> Subscription:
+        """Deliver every descriptor of the tenant now and after every change (see
+        _DescriptorsWatch for what a change costs)."""
+        watch = _DescriptorsWatch(self, tenant, listener)
         self._watches.add(watch)
         return watch
 
@@ -769,3 +784,188 @@ class _ProviderWatch(_Watch):
         if path in self._instances:
             message += " (keeping its last good data)"
         self._registry.rejections.refuse(self.KIND, reason, path, version, message, bug=bug)
+
+
+class _DescriptorsWatch(_Watch):
+    """Keeps one listener told of every descriptor node of a tenant, as bytes.
+
+    It watches three levels: the tenant's children (service codes; names starting with
+    `_` are CSF's own, skipped), each code's `services` children, and each descriptor's
+    data. A child event re-lists only the node it fired on and a data event re-reads only
+    that descriptor, so a change costs the reads of what changed, not of 2,000
+    descriptors. After a reconnection each held descriptor is checked with `exists`
+    (which sets its watch again) and read again only when its version moved.
+
+    At most MAX_DESCRIPTORS are held: past it, those held already come first, then by
+    path; the rest are not read, and that is told once. A descriptor ZooKeeper refuses
+    to read, or (for a tenant with credentials) whose ACL is not the tenant's, is left
+    out alone, told once per version, and read again when it or its parent's listing
+    changes, and after a reconnection (no timer: ZooKeeper tells no ACL change).
+    """
+
+    KIND = "descriptor"
+
+    def __init__(
+        self, registry: ZooKeeperRegistry, tenant: str, listener: DescriptorsListener
+    ) -> None:
+        self._root = tenant_path(tenant)
+        self._listener = listener
+        # `services` node of each listed code -> its last listing ([] while it is absent).
+        self._listings: dict[str, list[str]] = {}
+        # descriptor path -> its bytes and version; paths left out until they change.
+        self._held: dict[str, tuple[bytes, Hashable]] = {}
+        self._skipped: set[str] = set()
+        # Nodes to list again, descriptors to read again, held ones to check.
+        self._stale: set[str] = {self._root}
+        self._changed: set[str] = set()
+        self._unverified: set[str] = set()
+        self._delivered: dict[tuple[str, str], bytes] | None = None
+        super().__init__(registry, self._root)
+
+    def relist_all(self) -> None:
+        """List every node again and check every held descriptor's version."""
+        self._stale.add(self._root)
+        self._stale.update(self._listings)
+        self._unverified.update(self._held)
+        self._changed.update(self._skipped)
+        self._dirty.set()
+
+    def _on_event(self, event: WatchedEvent) -> None:
+        path = event.path
+        if not path:
+            self.relist_all()
+            return
+        if path.count("/") - self._root.count("/") < 3:
+            self._stale.add(path)  # the tenant or a `services` node
+        else:
+            # Read again even when deleted: a node made again at once lists as before.
+            self._changed.add(path)
+            if event.type == EventType.DELETED:
+                self._stale.add(path.rsplit("/", 1)[0])
+        self._dirty.set()
+
+    async def _read_and_deliver(self) -> None:
+        stale, self._stale = self._stale, set()
+        changed, self._changed = self._changed, set()
+        unverified, self._unverified = self._unverified, set()
+        try:
+            await self._refresh(stale, changed, unverified)
+        except BaseException:
+            self._stale |= stale  # read again next time
+            self._changed |= changed
+            self._unverified |= unverified
+            raise
+        view = {self._key(path): data for path, (data, _) in self._held.items()}
+        if view != self._delivered:
+            self._delivered = view
+            self._listener(MappingProxyType(view))
+
+    def _key(self, path: str) -> tuple[str, str]:
+        code, _, grpc_service = path[len(self._root) + 1 :].split("/", 2)
+        return code, grpc_service
+
+    async def _refresh(self, stale: set[str], changed: set[str], unverified: set[str]) -> None:
+        if self._root in stale:
+            await self._list_codes(stale)
+        relisted = [path for path in stale if path in self._listings]
+        listings = await asyncio.gather(*(self._list_services(path) for path in relisted))
+        self._listings.update(zip(relisted, listings, strict=True))
+        listed = self._bounded(
+            [f"{node}/{name}" for node, names in self._listings.items() for name in names]
+        )
+        for gone in set(self._held).difference(listed):
+            del self._held[gone]
+        for gone in self._skipped.difference(listed):
+            self._registry.rejections.forget(gone)
+        self._skipped.intersection_update(listed)
+        # ZooKeeper (3.8) tells no event of a node this session may not read: a skipped
+        # one is read again whenever its parent is listed (made again, it may be readable).
+        again = {p for p in self._skipped if p.rsplit("/", 1)[0] in stale}
+        fresh = {p for p in listed if p not in self._held and p not in self._skipped}
+        unread = fresh | (changed | again).intersection(listed)
+        checked = list(unverified.intersection(self._held).difference(unread))
+        versions = await asyncio.gather(*(self._version(path) for path in checked))
+        unread.update(p for p, v in zip(checked, versions, strict=True) if v != self._held[p][1])
+        reads = list(unread)
+        fetched = await asyncio.gather(*(self._fetch(path) for path in reads))
+        for path, found in zip(reads, fetched, strict=True):
+            if found is None:
+                self._held.pop(path, None)
+            else:
+                self._held[path] = found
+
+    async def _list_codes(self, stale: set[str]) -> None:
+        client = self._registry.client
+        codes = await self._read_watched(self._root, client.get_children_async)
+        nodes = {f"{self._root}/{code}/services" for code in codes or () if code[:1] != "_"}
+        for gone in set(self._listings).difference(nodes):
+            del self._listings[gone]
+        for new in nodes.difference(self._listings):
+            self._listings[new] = []
+            stale.add(new)
+
+    async def _list_services(self, node: str) -> list[str]:
+        """A code's gRPC services ([] without a `services` node). One ZooKeeper refuses
+        to list keeps its last listing, told once: it never stops the other codes."""
+        registry = self._registry
+        try:
+            names = await self._read_watched(node, registry.client.get_children_async)
+        except _TRANSIENT:
+            raise
+        except KazooException as exc:
+            message = f"cannot list {node}: {exc!r}; keeping its last listing"
+            registry.rejections.refuse(self.KIND, _reason(exc), node, "unreadable", message)
+            return self._listings.get(node, [])
+        registry.rejections.forget(node)
+        return list(names or ())
+
+    def _bounded(self, paths: list[str]) -> set[str]:
+        """The descriptors to hold: all of them, or MAX_DESCRIPTORS (see the top)."""
+        rejections, item = self._registry.rejections, ("too many descriptors", self._root)
+        if len(paths) <= MAX_DESCRIPTORS:
+            rejections.forget(item)
+            return set(paths)
+        message = (
+            f"{self._root} holds {len(paths):,} descriptors, over the {MAX_DESCRIPTORS:,} "
+            f"a watch keeps; leaving out {len(paths) - MAX_DESCRIPTORS:,}"
+        )
+        rejections.refuse(self.KIND, "too_many", item, "over", message)
+        order = sorted(paths, key=lambda path: (path not in self._held, path))
+        return set(order[:MAX_DESCRIPTORS])
+
+    async def _version(self, path: str) -> Hashable:
+        """A held descriptor's version now (None when gone), setting its watch again."""
+        registry = self._registry
+        stat = await registry.call(registry.client.exists_async(path, self._watcher))
+        return None if stat is None else (stat.mzxid, stat.aversion)
+
+    async def _fetch(self, path: str) -> tuple[bytes, Hashable] | None:
+        """A descriptor's bytes and version; None when it is gone, or left out."""
+        registry = self._registry
+        client = registry.client
+        try:
+            data, stat = await registry.call(client.get_async(path, self._watcher))
+            if registry.own_acl is not None:
+                acls, stat = await registry.call(client.get_acls_async(path))
+        except NoNodeError:
+            return None  # gone between listing and reading: its parent's watch fires
+        except _TRANSIENT:
+            raise
+        except KazooException as exc:
+            message = f"cannot read descriptor {path}: {exc!r}"
+            self._skip(path, _reason(exc), "unreadable", message)
+            return None
+        version = (stat.mzxid, stat.aversion)
+        if registry.own_acl is not None and not is_own_acl(acls, registry.own_acl):
+            message = f"ignoring {path}: its ACL {describe_acls(acls)} is not the tenant's own"
+            self._skip(path, "foreign_acl", version, message)
+            return None
+        if path in self._skipped:
+            self._skipped.discard(path)
+            registry.rejections.forget(path)
+        return bytes(data or b""), version
+
+    def _skip(self, path: str, reason: str, version: Hashable, message: str) -> None:
+        """Leave `path` out until it changes."""
+        self._skipped.add(path)
+        self._registry.rejections.refuse(self.KIND, reason, path, version, message)

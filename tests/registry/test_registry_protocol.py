@@ -12,6 +12,7 @@ import csf
 from csf.auth import CallerToken
 from csf.config import StaticURL
 from csf.registry import (
+    DescriptorsListener,
     Instance,
     LifecycleListener,
     ProviderListener,
@@ -94,6 +95,9 @@ class MemoryRegistry:
         self, tenant: str, service: str, grpc_service: str, listener: LifecycleListener
     ) -> Subscription:
         asyncio.get_running_loop().call_soon(listener, "open")
+        return _Nothing()
+
+    def subscribe_descriptors(self, tenant: str, listener: DescriptorsListener) -> Subscription:
         return _Nothing()
 
 
