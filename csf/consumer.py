@@ -58,12 +58,14 @@ class Consumer:
     Use it as an async context manager; `stub()` returns generated gRPC stubs whose
     calls are load balanced over the providers the registry lists. `set` names the
     SET (cell) the application lives in: a SET-ized service's calls without a key go
-    there. Raises `ConfigError` at construction for a bad registry URL, name or setting.
+    there. `registry` is a `zk://` or `static://` URL, or a `csf.registry.Registry` that
+    its owner starts and closes (one ZooKeeper session shared by several consumers and
+    servers, say). Raises `ConfigError` at construction for a bad registry, name or setting.
     """
 
     def __init__(
         self,
-        registry: str,
+        registry: str | Registry,
         tenant: str,
         app: str,
         *,
@@ -86,11 +88,13 @@ class Consumer:
         self._tls = tls
         self._app_secret = app_secret
         self._startup_wait = check_timeout("startup_wait", startup_wait)
-        self._registry: Registry = open_registry(registry, startup_wait=self._startup_wait)
+        self._owns_registry = isinstance(registry, str)
+        self._registry = self._open_registry(registry)
         self._filters = resolve_chain(chain, filters)
         self._telemetry = (observability or Observability()).resolve(self.app)
         self._unwatch_gauge: Callable[[], None] | None = None
         if self._telemetry.instruments is not None:
+            # A registry it shares counts in the first owner's meter that asks.
             self._registry.rejections.count_with(self._telemetry.instruments.registry_rejected)
             self._unwatch_gauge = self._telemetry.instruments.watch(
                 "providers", self._provider_counts
@@ -104,12 +108,23 @@ class Consumer:
         self._lifecycles: dict[tuple[str, str], ServiceLifecycle] = {}
         self._started = False
 
+    def _open_registry(self, registry: str | Registry) -> Registry:
+        if isinstance(registry, str):
+            return open_registry(registry, startup_wait=self._startup_wait)
+        if not isinstance(registry, Registry):
+            raise ConfigError(
+                "registry: expected a zk:// or static:// URL or a csf.registry.Registry, "
+                f"got {registry!r}"
+            )
+        return registry
+
     async def start(self) -> None:
-        await self._registry.start()
+        if self._owns_registry:
+            await self._registry.start()
         self._started = True
 
     async def close(self) -> None:
-        """Close every provider channel and the registry session."""
+        """Close every provider channel, and the registry session unless it was given."""
         if self._unwatch_gauge is not None:
             self._unwatch_gauge()
             self._unwatch_gauge = None
@@ -127,7 +142,8 @@ class Consumer:
         self._rules.clear()
         if self._started:
             self._started = False
-            await self._registry.close()
+            if self._owns_registry:
+                await self._registry.close()
 
     async def __aenter__(self) -> Consumer:
         await self.start()
