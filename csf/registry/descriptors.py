@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import importlib
 import inspect
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from csf._exceptions import ConfigError
 from csf._json import has_schema
 from csf.config import check_name
 from csf.provider import ProviderSpec, _HandlerRecorder, find_add_function
+from csf.registry.lifecycle import LifecycleFormatError, parse_status
 
 DESCRIPTOR_SCHEMA = 1
 KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -204,3 +206,14 @@ def _parse_entry(index: int, entry: object) -> ServiceDescriptor:
             f"{where}: the FileDescriptorSet does not declare {grpc_service} with {sorted(missing)}"
         )
     return ServiceDescriptor(service, grpc_service, version, tuple(methods), str(encoded))
+
+
+def parse_stored(data: bytes) -> tuple[ServiceDescriptor, str]:
+    """A node under `services/` (what `import` wrote): its descriptor and lifecycle status;
+    DescriptorError saying what is wrong, whoever wrote the node."""
+    try:
+        status = parse_status(data)
+        document = json.loads(data)
+    except LifecycleFormatError as exc:
+        raise DescriptorError(f"descriptor node: {exc}") from None
+    return _parse_entry(0, document), status

@@ -30,6 +30,6 @@ def parse_status(data: bytes) -> str:
     except RecursionError:  # anyone may write the node: nesting deep enough overflows
         raise LifecycleFormatError("JSON nested too deeply") from None
     status = document.get("status") if isinstance(document, dict) else None
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:  # a list is unhashable
         raise LifecycleFormatError(f"status {status!r} is not one of {sorted(STATUSES)}")
     return str(status)
