@@ -17,7 +17,18 @@ ensure_zookeeper() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zookeeper >/dev/null
 }
 
-# A virtual environment with CSF and its dev tools; reinstalled when pyproject.toml changes.
+# A Debian package, when `command` is missing (wrk, for the gateway's benchmark).
+ensure_command() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null 2>&1 && return
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "==> installing the Debian package $package"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package" >/dev/null
+}
+
+# A virtual environment with CSF, its gateway and its dev tools; reinstalled when pyproject.toml changes.
 ensure_venv() {
   python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || { echo "CSF needs Python 3.11 or newer as python3" >&2; exit 1; }
@@ -25,7 +36,7 @@ ensure_venv() {
   local stamp="$VENV/.csf-installed"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "==> installing CSF and its dev tools into $VENV"
-    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev]"
+    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev,gateway,reflection]"
     touch "$stamp"
   fi
 }

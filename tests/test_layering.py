@@ -97,3 +97,30 @@ def test_the_contract_module_imports_no_filter_and_nothing_built_on_it() -> None
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+WEB_LIBRARIES = ("starlette", "uvicorn", "httpx", "jinja2", "google.api")
+ON_TOP = ("csf.gateway", "csf.console")
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_rpc_library_imports_neither_the_gateway_nor_web_libraries() -> None:
+    """`pip install csf` stays a small RPC library: only csf/gateway (and csf/console)
+    use the web stack, and nothing else in csf/ imports them."""
+    graph = import_graph()
+    below = {name for name in graph if not name.startswith(ON_TOP)}
+    assert sorted(n for n in below if any(m.startswith(ON_TOP) for m in graph[n])) == []
+    for path in PACKAGE.rglob("*.py"):
+        if _module_name(path).startswith(ON_TOP):
+            continue
+        web = sorted(m for m in _third_party_imports(path) if m.startswith(WEB_LIBRARIES))
+        assert web == [], f"{path} imports {web}"
