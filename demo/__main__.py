@@ -1,4 +1,4 @@
-"""The CSF demo: a ZooKeeper, three provider processes and a consumer.
+"""The CSF demo: a ZooKeeper, three provider processes, a consumer and the gateway.
 
 python -m demo                 # everything, on a local ZooKeeper unless CSF_ZK is set
 python -m demo provider --registry zk://127.0.0.1:2181 --tenant TenantA
@@ -18,6 +18,7 @@ from pathlib import Path
 import csf
 from csf.testing.zookeeper import LocalZooKeeper, ZooKeeperUnavailable
 from demo import greeter_pb2, greeter_pb2_grpc
+from demo.gateway import show_gateway
 from demo.providers import serve
 
 TENANT = "TenantA"
@@ -74,6 +75,7 @@ async def run_demo(registry: str, snapshot_dir: Path) -> None:
             for index in range(4):
                 reply = await stub.SayHello(greeter_pb2.HelloRequest(name=f"after-{index}"))
                 print(f"SayHello after the stop: served by {reply.served_by}")
+        await show_gateway(registry, TENANT, snapshot_dir.parent)
     finally:
         for process in processes:
             if process.returncode is None:
