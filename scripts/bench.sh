@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The benchmarks: load balancers, CSF next to raw grpc.aio (on asyncio's loop, then on
-# uvloop's), registry scale, SET routing; then charts.
+# uvloop's), registry scale, SET routing, the gateway (driven by wrk);
+# then charts.
 # Pass --quick for a short run. Results: benchmarks/results/*.json and *.png.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
+ensure_command wrk wrk
 ensure_venv
-"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench,uvloop]"
+"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench,gateway,uvloop]"
 cd "$ROOT"
 # The benchmarks run as scripts and import demo/, which is not installed: the root comes first.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -19,4 +21,6 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" benchmarks/bench_registry.py "$@"
 # SET routing: shares, failure isolation, moves under load, the SET filter's cost.
 "$PY" benchmarks/bench_set.py "$@"
+# The gateway beside a bare endpoint of its HTTP stack and a direct CSF call, driven by wrk.
+"$PY" benchmarks/bench_gateway.py "$@"
 "$PY" benchmarks/charts.py
