@@ -56,6 +56,7 @@ from starlette.routing import Route
 
 from csf.config import ZooKeeperURL, parse_registry_url
 from csf.gateway import sign
+from csf.gateway.cli import SERVER_OPTIONS
 from csf.registry.admin import RegistryAdmin
 from csf.registry.descriptors import export, parse
 from csf.testing.zookeeper import LocalZooKeeper, free_port
@@ -127,8 +128,7 @@ def serve_bare(port: int) -> None:
         return Response(FIXED_REPLY, 200, media_type="application/json")
 
     app = Starlette(routes=[Route("/{path:path}", answer, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                lifespan="on")  # fmt: skip
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **SERVER_OPTIONS)
 
 
 async def run_client(registry: str, work: Path) -> None:

@@ -181,11 +181,12 @@ class Gateway:
 
     async def _handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        span = self._server_span(request)
+        given = _headers(request)
+        span = self._server_span(request, given)
         token = otel_context.attach(trace.set_span_in_context(span))
         outcome = _Outcome()
         try:
-            response = await self._answer(request, span, outcome)
+            response = await self._answer(request, given, span, outcome)
         except HttpError as error:
             response = self._error(error, span)
         except Exception:
@@ -199,13 +200,13 @@ class Gateway:
             self._finish(request, span, started, outcome, response.status_code)
         return response
 
-    async def _answer(self, request: Request, span: trace.Span, outcome: _Outcome) -> Response:
+    async def _answer(
+        self, request: Request, given: Mapping[str, str], span: trace.Span, outcome: _Outcome
+    ) -> Response:
         settings = self.settings
-        body = await _read_body(request, settings.max_body)
+        body = await _read_body(request, given, settings.max_body)
         try:
-            app = self._signatures.verify(
-                request.method, _signed_path(request), request.headers, body
-            )
+            app = self._signatures.verify(request.method, _signed_path(request), given, body)
         except AccessError as refused:
             raise HttpError(
                 refused.status, refused.code, refused.message, refused.retry_after
@@ -233,10 +234,8 @@ class Gateway:
             raise HttpError(
                 501, "UNIMPLEMENTED", "bidirectional streaming is not offered over HTTP/1.1"
             )
-        timeout = headers.deadline(
-            request.headers.get(headers.TIMEOUT_HEADER), settings.max_timeout
-        )
-        metadata = self._metadata(request, app)
+        timeout = headers.deadline(given.get(headers.TIMEOUT_HEADER), settings.max_timeout)
+        metadata = _metadata(given, app)
         span.set_attribute("csf.app", app)
         span.set_attribute("rpc.service", method.grpc_service)
         span.set_attribute("rpc.method", method.name)
@@ -251,21 +250,16 @@ class Gateway:
                 rule = found.rule
                 return _ok(transcode.reply(reply, rule.response_body if rule else ""))
             call = self._dispatcher.stream(method, request_message, timeout, metadata)
-            return await _streamed(call, _wants_sse(request), outcome)
+            return await _streamed(call, SSE in given.get("accept", ""), outcome)
         except grpc.aio.AioRpcError as failed:
             raise from_rpc(failed.code(), failed.details()) from None
 
-    def _metadata(self, request: Request, app: str) -> tuple[tuple[str, str], ...]:
-        pairs: tuple[tuple[str, str], ...] = ((ORIGIN_APP_KEY, app),)
-        key = headers.set_key(request.headers.get(headers.SET_KEY_HEADER))
-        return pairs if key is None else (*pairs, (SET_KEY_METADATA, key))
-
     # -- telemetry ----------------------------------------------------------------------
 
-    def _server_span(self, request: Request) -> trace.Span:
+    def _server_span(self, request: Request, given: Mapping[str, str]) -> trace.Span:
         if self._tracer is None:
             return trace.INVALID_SPAN
-        parent = _caller_trace(request.headers.get("traceparent"), self.settings.sample_ratio)
+        parent = _caller_trace(given.get("traceparent"), self.settings.sample_ratio)
         return self._tracer.start_span(
             f"{request.method} {_path(request)}",
             context=parent,
@@ -333,8 +327,22 @@ class _Outcome:
             self._on_end(self.status)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers, each name once (its first value), read in one pass."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+def _metadata(given: Mapping[str, str], app: str) -> tuple[tuple[str, str], ...]:
+    pairs: tuple[tuple[str, str], ...] = ((ORIGIN_APP_KEY, app),)
+    key = headers.set_key(given.get(headers.SET_KEY_HEADER))
+    return pairs if key is None else (*pairs, (SET_KEY_METADATA, key))
+
+
+async def _read_body(request: Request, given: Mapping[str, str], limit: int) -> bytes:
+    declared = given.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HttpError(413, "INVALID_ARGUMENT", f"the body is over the {limit}-byte limit")
     chunks, size = [], 0
@@ -363,10 +371,6 @@ def _request(found: Found, request: Request, body: bytes) -> Any:
     if found.rule is None:
         return transcode.from_body(found.method.input, body)
     return transcode.from_http(found, request.query_params.multi_items(), body)
-
-
-def _wants_sse(request: Request) -> bool:
-    return SSE in request.headers.get("accept", "")
 
 
 async def _streamed(call: Any, sse: bool, outcome: _Outcome) -> Response:

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -28,6 +28,9 @@ from csf.gateway.settings import (
 )
 
 SECRET_ENV = "CSF_GATEWAY_SECRET"
+# The gateway logs each request itself (csf.gateway.access) and reads no X-Forwarded-*
+# header: its callers are its signed apps, not addresses.
+SERVER_OPTIONS: dict[str, Any] = {"access_log": False, "lifespan": "on", "proxy_headers": False}
 MAX_SECRET_FILE = 4096
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -89,7 +92,7 @@ def serve(
         raise typer.Exit(2) from None
     level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(gateway, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    uvicorn.run(gateway, host=host, port=port, log_level=log_level, **SERVER_OPTIONS)
 
 
 def main() -> None:

@@ -38,10 +38,13 @@ def _not_a_number(text: str) -> float:
     raise ValueError(f"{text} is not JSON (proto3 JSON writes it as a string)")
 
 
+# NaN, Infinity and 1e400 are no JSON numbers: in a Value they could not be printed back.
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_not_a_number)
+
+
 def _json(text: bytes, where: str) -> Any:
-    # NaN, Infinity and 1e400 are no JSON numbers: in a Value they could not be printed back.
     try:
-        return json.loads(text, parse_float=_finite, parse_constant=_not_a_number)
+        return _DECODER.decode(text.decode())
     except (ValueError, RecursionError) as exc:
         raise _invalid(f"{where}: invalid JSON ({exc})") from None
 
