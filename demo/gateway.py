@@ -22,15 +22,15 @@ APP, SECRET = "demo-web", "demo-web-secret-0123456789"
 PATH = "/XIESR/demo.Greeter/SayHello"
 
 
-def open_xiesr(registry: str, tenant: str) -> None:
-    """What an operator does with csf-registry: import, online, open, subscribe."""
+def open_xiesr(registry: str, tenant: str, app: str = APP) -> None:
+    """What an operator does with csf-registry: import, online, open, subscribe `app`."""
     url = parse_registry_url(registry)
     assert isinstance(url, ZooKeeperURL)
     with RegistryAdmin(url, tenant) as admin:
         admin.import_descriptors(parse(export(["demo.providers"])))
         admin.transition("XIESR", "online")
         admin.transition("XIESR", "open")
-        admin.subscribe(APP, "XIESR")
+        admin.subscribe(app, "XIESR")
 
 
 def signed_curl(base: str, body: bytes) -> list[str]:

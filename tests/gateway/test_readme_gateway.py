@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from csf.config import ZooKeeperURL, parse_registry_url
-from csf.registry.admin import RegistryAdmin
-from csf.registry.descriptors import export, parse
 from csf.testing.zookeeper import LocalZooKeeper
+from demo.gateway import open_xiesr
 from tests.conftest import ROOT, greeter_server
 from tests.gateway.conftest import start_gateway, stop_gateway
 
@@ -35,16 +33,6 @@ def _apps() -> dict[str, str]:
     return apps
 
 
-def _open_xiesr(url: str, tenant: str, app: str) -> None:
-    registry = parse_registry_url(url)
-    assert isinstance(registry, ZooKeeperURL)
-    with RegistryAdmin(registry, tenant) as admin:
-        admin.import_descriptors(parse(export(["demo.providers:Greeter"])))
-        admin.transition("XIESR", "online")
-        admin.transition("XIESR", "open")
-        admin.subscribe(app, "XIESR")
-
-
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl, as the README does")
 async def test_the_readme_curl_calls_answer_what_it_shows(
     zookeeper: LocalZooKeeper, tenant: str, tmp_path: Path
@@ -54,7 +42,7 @@ async def test_the_readme_curl_calls_answer_what_it_shows(
     (tmp_path / "signer.py").write_text(_block("python", "def csf_headers"))
     server = greeter_server(zookeeper.url, tenant)
     async with server:
-        await asyncio.to_thread(_open_xiesr, zookeeper.url, tenant, app)
+        await asyncio.to_thread(open_xiesr, zookeeper.url, tenant, app)
         gateway = await start_gateway(zookeeper, tenant, tmp_path, apps=apps, serves="XIESR")
         try:
             script = _block("bash", "signer.py")
