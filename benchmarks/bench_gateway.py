@@ -55,7 +55,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from csf.config import ZooKeeperURL, parse_registry_url
-from csf.gateway import sign
+from csf.gateway import signed_headers
 from csf.gateway.cli import SERVER_OPTIONS
 from csf.registry.admin import RegistryAdmin
 from csf.registry.descriptors import export, parse
@@ -217,10 +217,8 @@ def post(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
         return refused.code, refused.read()
 
 
-def signed_headers() -> dict[str, str]:
-    timestamp, nonce = str(int(time.time() * 1000)), secrets.token_urlsafe(16)
-    return {"X-Csf-App": APP, "X-Csf-Timestamp": timestamp, "X-Csf-Nonce": nonce,
-            "X-Csf-Signature": sign(SECRET, "POST", PATH, timestamp, nonce, BODY)}  # fmt: skip
+def signed() -> dict[str, str]:
+    return signed_headers(APP, SECRET, "POST", PATH, BODY)
 
 
 def until(ready: Any, what: str, process: subprocess.Popen[str], within: float = 60.0) -> None:
@@ -257,7 +255,7 @@ def write_requests(prefix: Path, per_thread: int) -> None:
     for thread in range(1, THREADS + 1):
         lines = []
         for _ in range(per_thread):
-            headers = signed_headers()
+            headers = signed()
             lines.append(f"{headers['X-Csf-Timestamp']} {headers['X-Csf-Nonce']} "
                          f"{headers['X-Csf-Signature']}\n")  # fmt: skip
         Path(f"{prefix}.{thread}").write_text("".join(lines))
@@ -331,7 +329,7 @@ class Bench:
 
     def check_replies(self) -> None:
         """A signed call through the gateway reaches the provider; the bare one answers."""
-        status, body = post(self.urls["gateway"] + PATH, signed_headers())
+        status, body = post(self.urls["gateway"] + PATH, signed())
         reply = json.loads(body)
         if status != 200 or reply.get("message") != f"hi {NAME}" or not reply.get("servedBy"):
             raise SystemExit(f"the gateway answered {status}: {body[:200]!r}")

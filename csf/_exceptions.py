@@ -17,6 +17,11 @@ from __future__ import annotations
 import grpc
 from grpc.aio import AioRpcError, Metadata
 
+REFUSED_BY_KEY = "csf-refused-by"
+"""Trailing metadata a provider's own guard adds to a call it refuses, naming the guard
+(as `csf.rejected_by` names a consumer's filter), so a gateway can tell CSF's words from
+the handler's."""
+
 
 class CsfError(Exception):
     """The root of every error CSF raises itself."""

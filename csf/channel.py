@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -157,6 +158,7 @@ class _GovernedMultiCallable:
     ) -> Any:
         _check_call_options(credentials, compression)
         ctx = self._ctx
+        given = timeout is not None
         if timeout is None:
             timeout = self._timeout.seconds or ctx.config.timeout
         inv = Invocation(
@@ -170,14 +172,22 @@ class _GovernedMultiCallable:
             wait_for_ready=wait_for_ready,
             streaming=ctx.streaming,
         )
-        entry = self._after_first_rules if self._waiting_for_rules else self._chain.invoker
+        entry = self._chain.invoker
+        if self._waiting_for_rules:
+            started = None if given else time.monotonic()
+            entry = functools.partial(self._after_first_rules, started=started)
         return self._call_class(entry, inv)
 
-    async def _after_first_rules(self, inv: Invocation) -> Any:
-        """A new consumer's first calls obey the rules already in the registry."""
+    async def _after_first_rules(self, inv: Invocation, started: float | None) -> Any:
+        """A new consumer's first calls obey the rules already in the registry: a call
+        given no timeout of its own (`started` says when it began) takes the deadline
+        of a `timeout` rule read meanwhile."""
         await self._rules.settle(inv.deadline - time.monotonic())
         if self._rules.ready:
             self._waiting_for_rules = False
+        ruled = self._timeout.seconds
+        if started is not None and ruled is not None:
+            inv.deadline = deadline_after(ruled - (time.monotonic() - started))
         return await self._chain.invoker(inv)
 
     def _key(self, request: Any) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from csf._exceptions import REFUSED_BY_KEY
 from csf._handlers import OnEntry
 from csf._invocation import LiveRules
 from csf.set_key import given_on_call
@@ -94,6 +95,7 @@ class SetGuard:
             grpc.StatusCode.FAILED_PRECONDITION,
             f"{self._method}: the call's key is in bucket {bucket} of SET {owner}, "
             f"not of this provider's SET {self._own} (set rule, verify)",
+            trailing_metadata=((REFUSED_BY_KEY, "set"),),
         )
 
     async def _accepted_later(self, context: Context, key: str) -> bool:

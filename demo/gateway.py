@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
+import shlex
 import shutil
 import sys
-import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from csf.config import ZooKeeperURL, parse_registry_url
-from csf.gateway import sign
+from csf.gateway import signed_headers
 from csf.registry.admin import RegistryAdmin
 from csf.registry.descriptors import export, parse
 from csf.testing.zookeeper import free_port
@@ -33,15 +33,9 @@ def open_xiesr(registry: str, tenant: str, app: str = APP) -> None:
         admin.subscribe(app, "XIESR")
 
 
-def signed_curl(base: str, body: bytes) -> list[str]:
-    timestamp, nonce = str(int(time.time() * 1000)), secrets.token_urlsafe(16)
-    signature = sign(SECRET, "POST", PATH, timestamp, nonce, body)
-    return [
-        "curl", "-sS", "-X", "POST", base + PATH,
-        "-H", f"X-Csf-App: {APP}", "-H", f"X-Csf-Timestamp: {timestamp}",
-        "-H", f"X-Csf-Nonce: {nonce}", "-H", f"X-Csf-Signature: {signature}",
-        "-d", body.decode(),
-    ]  # fmt: skip
+def curl_command(base: str, headers: dict[str, str], body: bytes) -> list[str]:
+    flags = [item for name, value in headers.items() for item in ("-H", f"{name}: {value}")]
+    return ["curl", "-sS", "-X", "POST", base + PATH, *flags, "-d", body.decode()]
 
 
 def _get(url: str) -> int:
@@ -52,18 +46,21 @@ def _get(url: str) -> int:
         return 0
 
 
-async def _post(command: list[str]) -> str:
-    """curl's output, or the same request made by urllib where curl is missing."""
+async def _post(url: str, headers: dict[str, str], body: bytes) -> str:
+    """The answer (an error's JSON too), through curl as shown, or urllib without curl."""
     if shutil.which("curl"):
+        command = curl_command(url.removesuffix(PATH), headers, body)
         process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
         output, _ = await process.communicate()
         return output.decode()
-    headers = dict(item.split(": ", 1) for item in command[6:-2:2])
-    request = urllib.request.Request(command[4], command[-1].encode(), headers, method="POST")
+    request = urllib.request.Request(url, body, headers, method="POST")
 
     def send() -> str:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            return bytes(reply.read()).decode()
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                return bytes(reply.read()).decode()
+        except urllib.error.HTTPError as refused:
+            return bytes(refused.read()).decode()
 
     return await asyncio.to_thread(send)
 
@@ -84,10 +81,11 @@ async def show_gateway(registry: str, tenant: str, work: Path) -> None:
             while await asyncio.to_thread(_get, base + "/healthz") != 200:  # noqa: ASYNC110 (bounded)
                 await asyncio.sleep(0.1)
         print(f"csf-gateway serving XIESR on {base}")
-        command = signed_curl(base, b'{"name": "curl"}')
-        print("$ " + " ".join(f"'{part}'" if " " in part or "{" in part else part
-                              for part in command))  # fmt: skip
-        print(await _post(command))
+        body = b'{"name": "curl"}'
+        headers = signed_headers(APP, SECRET, "POST", PATH, body)
+        command = curl_command(base, headers, body)
+        print("$ " + " ".join(shlex.quote(part) for part in command))
+        print(await _post(base + PATH, headers, body))
     finally:
         gateway.terminate()
         await gateway.wait()

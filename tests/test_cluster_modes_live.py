@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
@@ -110,6 +111,23 @@ async def test_a_new_consumer_s_very_first_call_obeys_a_standing_rule(
         with pytest.raises(csf.CircuitOpenError):
             await stub.SayHello(Request(name="first"))
         assert calls["up"] == 0, "the rule was in ZooKeeper before the consumer started"
+
+
+async def test_a_new_consumer_s_very_first_call_takes_a_standing_timeout_rule(
+    zookeeper: LocalZooKeeper, kazoo: KazooClient, tenant: str, tmp_path: Path
+) -> None:
+    rule = {"schema": 1, "timeout_ms": 300}
+    await asyncio.to_thread(push_rule, kazoo, tenant, "timeout", rule)
+    async with (
+        serving(zookeeper.url, tenant, Greeter),
+        consumer_for(zookeeper.url, tenant, tmp_path) as consumer,
+    ):
+        stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR", timeout=5)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await stub.SayHello(Request(name="first", delay_ms=3000))
+        assert late.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 2.5, "the rule's 300 ms, not the stub's 5 s"
 
 
 async def test_force_closed_lets_calls_through_a_tripped_breaker(

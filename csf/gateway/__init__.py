@@ -8,8 +8,8 @@ with `pip install 'csf[gateway]'`.
 
 from __future__ import annotations
 
-from csf.gateway.access import sign
+from csf.gateway.access import sign, signed_headers
 from csf.gateway.app import Gateway
 from csf.gateway.settings import GatewaySettings
 
-__all__ = ["Gateway", "GatewaySettings", "sign"]
+__all__ = ["Gateway", "GatewaySettings", "sign", "signed_headers"]

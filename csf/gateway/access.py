@@ -26,6 +26,7 @@ import hmac
 import math
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 
@@ -33,6 +34,7 @@ from csf import bounds
 from csf._exceptions import ConfigError
 from csf._json import load_json_object
 from csf.config import check_name
+from csf.gateway.errors import HttpError
 
 APP_HEADER = "x-csf-app"
 TIMESTAMP_HEADER = "x-csf-timestamp"
@@ -52,18 +54,9 @@ _MAX_SIGNATURE_CHARS = 128
 _DROPS_PER_REQUEST = 8
 
 
-class AccessError(Exception):
+class AccessError(HttpError):
     """A refused caller: HTTP status, gRPC code name, message (no secrets), optional
     retry_after seconds."""
-
-    def __init__(
-        self, status: int, code: str, message: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
 
 
 def _unauthenticated(message: str) -> AccessError:
@@ -84,6 +77,20 @@ def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: 
     message = string_to_sign(method, path, timestamp, nonce, body)
     mac = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return base64.b64encode(mac).decode("ascii")
+
+
+def signed_headers(
+    app: str, secret: str, method: str, path: str, body: bytes = b""
+) -> dict[str, str]:
+    """The X-Csf-* headers of one request signed now with a fresh nonce; `path` as sent,
+    with `?` and the query when there is one."""
+    timestamp, nonce = str(int(time.time() * 1000)), secrets.token_urlsafe(16)
+    return {
+        "X-Csf-App": app,
+        "X-Csf-Timestamp": timestamp,
+        "X-Csf-Nonce": nonce,
+        "X-Csf-Signature": sign(secret, method, path, timestamp, nonce, body),
+    }
 
 
 def check_apps(where: str, apps: object) -> dict[str, str]:

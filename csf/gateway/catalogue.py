@@ -19,7 +19,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from csf.gateway.errors import HttpError
-from csf.gateway.routes import HttpRule, TemplateError, http_rules
+from csf.gateway.routes import HttpRule, TemplateError, check_fields, http_rules
 from csf.registry.descriptors import DescriptorError, ServiceDescriptor, parse_stored
 
 logger = logging.getLogger("csf.gateway")
@@ -85,21 +85,20 @@ def _methods(descriptor: ServiceDescriptor) -> tuple[Method, ...]:
         methods = []
         for entry in descriptor.methods:
             name = entry["name"]
-            input_class = message_factory.GetMessageClass(
-                pool.FindMessageTypeByName(entry["input"])
-            )
-            output_class = message_factory.GetMessageClass(
-                pool.FindMessageTypeByName(entry["output"])
-            )
+            request = pool.FindMessageTypeByName(entry["input"])
+            reply = pool.FindMessageTypeByName(entry["output"])
+            rules = tuple(http_rules(protos[name]))
+            for rule in rules:
+                check_fields(rule, request, reply)
             methods.append(
                 Method(
                     descriptor.service,
                     descriptor.grpc_service,
                     name,
                     entry["kind"],
-                    input_class,
-                    output_class,
-                    tuple(http_rules(protos[name])),
+                    message_factory.GetMessageClass(request),
+                    message_factory.GetMessageClass(reply),
+                    rules,
                 )
             )
     except (TypeError, KeyError, ValueError, TemplateError) as exc:

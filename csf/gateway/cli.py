@@ -26,6 +26,7 @@ from csf.gateway.settings import (
     DEFAULT_MAX_TIMEOUT,
     GatewaySettings,
 )
+from csf.observability import Observability
 
 SECRET_ENV = "CSF_GATEWAY_SECRET"
 # The gateway logs each request itself (csf.gateway.access) and reads no X-Forwarded-*
@@ -33,7 +34,8 @@ SECRET_ENV = "CSF_GATEWAY_SECRET"
 SERVER_OPTIONS: dict[str, Any] = {"access_log": False, "lifespan": "on", "proxy_headers": False}
 MAX_SECRET_FILE = 4096
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+# Help text is plain: "[/chroot]" in a URL form is no markup.
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def _secret(path: Path | None) -> str | None:
@@ -69,12 +71,18 @@ def serve(
     max_timeout: Annotated[
         float, typer.Option(help="Longest deadline of a call, seconds")
     ] = DEFAULT_MAX_TIMEOUT,
-    sample_ratio: Annotated[float, typer.Option(help="Share of requests traced")] = 1.0,
+    exporter: Annotated[str, typer.Option(help="Where traces go: none, console or otlp")] = "none",
+    sample_ratio: Annotated[
+        float, typer.Option(help="Share of requests traced, whatever a traceparent asks")
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="Python logging level")] = "info",
 ) -> None:
     """Serve HTTP/JSON for every open CSF service of a tenant."""
     try:
         check_host("--host", host)
+        level = log_level.upper()
+        if not isinstance(logging.getLevelName(level), int):
+            raise ConfigError(f"--log-level: {log_level!r} is not a logging level")
         if not 0 <= port <= 65535:
             raise ConfigError(f"--port: {port} is not 0 to 65535")
         settings = GatewaySettings(
@@ -86,11 +94,11 @@ def serve(
             max_timeout=max_timeout,
             sample_ratio=sample_ratio,
         )
-        gateway = Gateway(settings, load_apps(apps))
+        observability = Observability(exporter=exporter)
+        gateway = Gateway(settings, load_apps(apps), observability=observability)
     except ConfigError as exc:
         print(f"csf-gateway: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-    level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(gateway, host=host, port=port, log_level=log_level, **SERVER_OPTIONS)
 

@@ -7,7 +7,7 @@ once per compiled descriptor (a re-imported one gets fresh ones).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from csf.channel import GovernedChannel
@@ -31,6 +31,8 @@ class Dispatcher:
         so that a request finds it ready."""
         wanted = set(methods)
         self._callables = {m: c for m, c in self._callables.items() if m in wanted}
+        served = {method.service for method in methods}
+        self._channels = {code: c for code, c in self._channels.items() if code in served}
         for method in methods:
             if method not in self._callables:
                 self._callables[method] = self._multicallable(method)
@@ -54,6 +56,7 @@ class Dispatcher:
         )
 
     def _callable(self, method: Method) -> Any:
+        # A request may still hold a method of the catalogue before the last `prepare`.
         found = self._callables.get(method)
         if found is None:
             found = self._callables[method] = self._multicallable(method)
@@ -70,12 +73,3 @@ class Dispatcher:
     def stream(self, method: Method, request: Any, seconds: float, metadata: Metadata) -> Any:
         """The call object of a server-streaming method: read it, cancel it when done."""
         return self._callable(method)(request, timeout=seconds, metadata=metadata)
-
-
-async def replies(call: Any) -> AsyncGenerator[Any]:
-    """A streaming call's messages; the call is cancelled if the reader stops early."""
-    try:
-        async for message in call:
-            yield message
-    finally:
-        call.cancel()

@@ -10,8 +10,11 @@ SET names or bucket numbers never reach the outside.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
+
+from csf._exceptions import REFUSED_BY_KEY, InvocationError
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
@@ -42,6 +45,11 @@ PASSED_THROUGH = frozenset({
 })  # fmt: skip
 
 FIXED_TEXT: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.INVALID_ARGUMENT: "the service refused the request",
+    grpc.StatusCode.NOT_FOUND: "not found",
+    grpc.StatusCode.ALREADY_EXISTS: "already exists",
+    grpc.StatusCode.FAILED_PRECONDITION: "the service cannot take this call now",
+    grpc.StatusCode.OUT_OF_RANGE: "out of range",
     grpc.StatusCode.CANCELLED: "the call was cancelled",
     grpc.StatusCode.UNKNOWN: "the service failed",
     grpc.StatusCode.DEADLINE_EXCEEDED: "the service did not answer in time",
@@ -69,21 +77,30 @@ class HttpError(Exception):
         self.retry_after = retry_after
 
 
-def from_rpc(code: grpc.StatusCode, details: str | None) -> HttpError:
-    """The answer to a call that failed with `code`."""
-    if code in PASSED_THROUGH:
+def from_rpc(code: grpc.StatusCode, details: str | None, *, by_csf: bool = False) -> HttpError:
+    """The answer to a call that failed with `code`. `by_csf`: CSF itself refused the
+    call (its consumer chain, or a provider's guard), and its words are for operators:
+    the caller gets a fixed text whatever the code. A caller told RESOURCE_EXHAUSTED may
+    try again after a second."""
+    if code in PASSED_THROUGH and not by_csf:
         text = (details or code.name.lower())[:MAX_DETAILS]
     else:
         text = FIXED_TEXT.get(code, "the service failed")
-    return HttpError(HTTP_STATUS.get(code, 500), code.name, text)
+    retry_after = 1.0 if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+    return HttpError(HTTP_STATUS.get(code, 500), code.name, text, retry_after)
 
 
-def body(error: HttpError, trace_id: str) -> dict[str, str]:
-    return {"code": error.code, "message": error.message, "trace_id": trace_id}
+def refused_by_csf(error: grpc.aio.AioRpcError) -> bool:
+    """Whether CSF refused the call: an error of the consumer's chain, or a provider
+    guard's refusal (which names itself in the trailing metadata)."""
+    if isinstance(error, InvocationError):
+        return True
+    trailing: Any = error.trailing_metadata()  # grpc.aio.Metadata, typed as a tuple
+    return trailing is not None and trailing.get(REFUSED_BY_KEY) is not None
 
 
 def encode(error: HttpError, trace_id: str) -> bytes:
-    return compact(body(error, trace_id))
+    return compact({"code": error.code, "message": error.message, "trace_id": trace_id})
 
 
 def compact(value: object) -> bytes:

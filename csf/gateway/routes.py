@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import Descriptor
 
 VERBS = ("get", "put", "post", "delete", "patch")
 _FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -70,6 +71,10 @@ def compile_template(template: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     for segment in _VARIABLE.sub("{}", path)[1:].split("/"):
         if segment != "{}":  # a variable is a whole segment; the rest literals, * or **
             _segment(segment)
+    # `**` (the rest of the path) only at its end: two of them would let a long path
+    # make the regular expression backtrack for as long as the caller likes.
+    if path.count("**") > 1 or ("**" in path and not path.rstrip("}").endswith("**")):
+        raise TemplateError(f"{template!r}: ** may only end the path")
     regex: list[str] = []
     fields: list[str] = []
     at = 0
@@ -109,3 +114,20 @@ def _rule(binding: http_pb2.HttpRule) -> HttpRule:
         raise TemplateError("an http rule without a pattern")
     pattern, fields = compile_template(template)
     return HttpRule(verb.upper(), template, pattern, fields, binding.body, binding.response_body)
+
+
+def check_fields(rule: HttpRule, request: Descriptor, reply: Descriptor) -> None:
+    """TemplateError unless every field the rule names is in its message: path variables
+    (dotted, through message fields) and `body` in the request, `response_body` in the
+    reply."""
+    for path in rule.fields:
+        message: Descriptor | None = request
+        for name in path.split("."):
+            field = message.fields_by_name.get(name) if message is not None else None
+            if field is None:
+                raise TemplateError(f"{rule.template}: {request.name} has no field {path}")
+            message = field.message_type
+    if rule.body not in ("", "*") and rule.body not in request.fields_by_name:
+        raise TemplateError(f"body: {request.name} has no field {rule.body}")
+    if rule.response_body and rule.response_body not in reply.fields_by_name:
+        raise TemplateError(f"response_body: {reply.name} has no field {rule.response_body}")

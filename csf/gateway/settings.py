@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from csf._exceptions import ConfigError
-from csf.config import DEFAULT_STARTUP_WAIT, check_name, check_timeout
+from csf.config import DEFAULT_STARTUP_WAIT, check_name, check_timeout, parse_registry_url
+from csf.gateway.access import MIN_SECRET_CHARS
 
 DEFAULT_APP = "csf-gateway"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
@@ -23,7 +24,7 @@ class GatewaySettings:
     registry: str
     tenant: str
     app: str = DEFAULT_APP
-    app_secret: str | None = None
+    app_secret: str | None = field(default=None, repr=False)
     max_body: int = DEFAULT_MAX_BODY
     max_timeout: float = DEFAULT_MAX_TIMEOUT
     sample_ratio: float = 1.0
@@ -31,10 +32,11 @@ class GatewaySettings:
     snapshot_dir: str | None = None
 
     def __post_init__(self) -> None:
+        parse_registry_url(self.registry)
         check_name("tenant", self.tenant)
         check_name("app", self.app)
-        if self.app_secret is not None and len(self.app_secret) < 16:
-            raise ConfigError("app secret: expected a string of 16+ characters")
+        if self.app_secret is not None and len(self.app_secret) < MIN_SECRET_CHARS:
+            raise ConfigError(f"app secret: expected a string of {MIN_SECRET_CHARS}+ characters")
         body_ok = isinstance(self.max_body, int) and not isinstance(self.max_body, bool)
         if not body_ok or not 0 < self.max_body <= MAX_BODY_LIMIT:
             raise ConfigError(

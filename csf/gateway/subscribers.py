@@ -27,6 +27,7 @@ class Subscribers:
         self._registry = registry
         self._tenant = tenant
         self._watched: dict[str, _Watched] = {}
+        self._cancelling: set[asyncio.Task[None]] = set()
 
     def follow(self, codes: Set[str]) -> None:
         """Watch the subscriptions of exactly these service codes."""
@@ -38,7 +39,9 @@ class Subscribers:
         for code in self._watched.keys() - codes:
             gone = self._watched.pop(code).subscription
             if gone is not None:
-                asyncio.get_running_loop().create_task(gone.cancel())
+                task = asyncio.get_running_loop().create_task(gone.cancel())
+                self._cancelling.add(task)
+                task.add_done_callback(self._cancelling.discard)
 
     async def subscribed(self, code: str, app: str, within: float) -> bool | None:
         """Whether `app` is subscribed to `code`; None when the first listing has not come
@@ -58,3 +61,4 @@ class Subscribers:
         for each in watched.values():
             if each.subscription is not None:
                 await each.subscription.cancel()
+        await asyncio.gather(*self._cancelling)

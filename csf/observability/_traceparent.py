@@ -23,7 +23,7 @@ _TRACE_KEYS = (TRACEPARENT, TRACESTATE)
 
 # W3C trace context, as DESIGN says: the global propagator may carry more (baggage).
 _W3C = TraceContextTextMapPropagator()
-VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _NO_PARENT = Context()
 
 Pairs = tuple[tuple[str, Any], ...]
@@ -60,7 +60,7 @@ def extract(metadata: Metadata) -> Context:
             unusual = True
     if parent is None:
         return _NO_PARENT
-    match = None if unusual or not isinstance(parent, str) else VERSION_00.fullmatch(parent)
+    match = None if unusual or not isinstance(parent, str) else _VERSION_00.fullmatch(parent)
     if match is None:
         return _extract_w3c(metadata or ())
     trace_id, span_id = int(match[1], 16), int(match[2], 16)

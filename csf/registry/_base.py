@@ -67,6 +67,11 @@ class Registry(Protocol):
         """Whether it keeps which apps may call a service (`subscribe_subscribers`)."""
 
     @property
+    def connected(self) -> bool:
+        """Whether the registry answers now; while it does not, watchers keep their last
+        good view (a registry without a server is always connected)."""
+
+    @property
     def rejections(self) -> Rejections:
         """The items it read and refused, each told (logged, counted) once; the rules
         read through it tell theirs here too. Its owner says where to count them."""

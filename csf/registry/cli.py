@@ -549,7 +549,7 @@ def tree(ctx: typer.Context, service: str, json_output: JsonFlag = False) -> Non
 def audit(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List every node under the tenant whose ACL is not exactly the tenant's own: open to
     anyone, ip: entries, other identities, and nodes the credentials may not read (exit 4
-    if any). Give the tenant's credentials with --digest."""
+    if any). Give the tenant's credentials with --digest-file or CSF_ZK_DIGEST."""
     found = _run(ctx, lambda admin: admin.audit())
     unreadable = "(unreadable with these credentials: nothing under it audited)"
     rows = [

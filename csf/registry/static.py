@@ -30,6 +30,7 @@ class _StaticSubscription:
 
 class StaticRegistry:
     holds_subscriptions = False
+    connected = True  # nothing to lose: the addresses are in the URL
 
     def __init__(self, url: StaticURL) -> None:
         self._instances = tuple(Instance(host=host, port=port) for host, port in url.addresses)

@@ -857,8 +857,8 @@ class _DescriptorsWatch(_Watch):
             raise
         view = {self._key(path): data for path, (data, _) in self._held.items()}
         if view != self._delivered:
-            self._delivered = view
             self._listener(MappingProxyType(view))
+            self._delivered = view  # only once heard: a listener that failed hears it again
 
     def _key(self, path: str) -> tuple[str, str]:
         code, _, grpc_service = path[len(self._root) + 1 :].split("/", 2)

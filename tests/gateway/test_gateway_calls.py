@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -143,3 +144,15 @@ async def test_each_event_is_flushed_as_it_comes_and_leaving_cancels_the_stream(
 async def _take(lines: AsyncIterator[str], count: int) -> AsyncIterator[str]:
     for _ in range(count):
         yield await asyncio.wait_for(anext(lines), 10)
+
+
+async def test_hanging_up_before_the_first_message_cancels_the_stream(
+    gateway: GatewayProcess, shop: ModuleType
+) -> None:
+    cancelled = shop.Shop.cancelled
+    path, body = "/SHOP/shop.Shop/ListItems", b'{"count": 1000, "delayMs": 300}'
+    headers = gateway.signed("POST", path, body)
+    async with httpx.AsyncClient(timeout=0.1) as impatient:
+        with contextlib.suppress(httpx.TimeoutException):
+            await impatient.post(gateway.url + path, content=body, headers=headers)
+    await wait_until(lambda: shop.Shop.cancelled > cancelled, within=10, what="stream cancelled")

@@ -4,10 +4,9 @@ deadlines, and traces that continue the caller's."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,9 @@ import grpc
 import httpx
 import pytest
 
-from csf.gateway import Gateway, GatewaySettings
+from csf.gateway import Gateway, GatewaySettings, signed_headers
+from demo.sets import RULE
+from tests.conftest import wait_until
 from tests.gateway.conftest import APPS, Deployment, GatewayProcess
 from tests.observability.memory import Telemetry, telemetry  # noqa: F401
 
@@ -55,6 +56,8 @@ async def test_every_grpc_status_gets_its_http_status_and_only_safe_details(
         answer = reply.json()
         assert answer["code"] == code
         assert ("asked to fail: 3" in answer["message"]) == passed, (code, answer)
+        retry_after = "1" if code == "RESOURCE_EXHAUSTED" else None
+        assert reply.headers.get("Retry-After") == retry_after, code
 
 
 async def test_the_caller_s_timeout_bounds_the_call(
@@ -111,19 +114,24 @@ async def in_process(
     gateway = Gateway(
         settings, APPS, fallback={"SHOP": {"GetItem": later}}, observability=telemetry.config
     )
+    async with _serving(gateway) as client:
+        yield gateway, client
+
+
+@contextlib.asynccontextmanager
+async def _serving(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a started `gateway` once it serves SHOP; the gateway closed after."""
     await gateway.start()
     transport = httpx.ASGITransport(app=gateway)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            while gateway.catalogue is None or "SHOP" not in gateway.catalogue.open_services:
-                await _tick()
-            yield gateway, client
+            await wait_until(
+                lambda: gateway.catalogue is not None and "SHOP" in gateway.catalogue.open_services,
+                what="the gateway serving SHOP",
+            )
+            yield client
     finally:
         await gateway.close()
-
-
-async def _tick() -> None:
-    await asyncio.sleep(0.01)
 
 
 def _item(item_id: int) -> Any:
@@ -133,17 +141,7 @@ def _item(item_id: int) -> Any:
 
 
 def _signed(path: str, body: bytes, **headers: str) -> dict[str, str]:
-    from csf.gateway import sign
-
-    timestamp, nonce = str(int(time.time() * 1000)), secrets.token_urlsafe(12)
-    signature = sign(APPS["web"], "POST", path, timestamp, nonce, body)
-    return {
-        "X-Csf-App": "web",
-        "X-Csf-Timestamp": timestamp,
-        "X-Csf-Nonce": nonce,
-        "X-Csf-Signature": signature,
-        **headers,
-    }
+    return {**signed_headers("web", APPS["web"], "POST", path, body), **headers}
 
 
 async def test_a_breaker_forced_open_is_answered_by_the_fallback_or_503(
@@ -160,31 +158,31 @@ async def test_a_breaker_forced_open_is_answered_by_the_fallback_or_503(
         admin.set_rule("SHOP", "breaker", json.dumps(rule).encode())
 
     await deployment.run(push)
-    before = shop.Shop.calls
     body = b'{"id": "8"}'
+    answers: dict[str, httpx.Response] = {}
 
-    deadline = time.monotonic() + 5
-    while True:
-        from_fallback = await embedded_client.post(
-            GET_ITEM, content=body, headers=_signed(GET_ITEM, body)
-        )
-        if "fallback" in from_fallback.text or time.monotonic() > deadline:
-            break
-        await _tick()
+    async def answered_by_fallback() -> bool:
+        reply = await embedded_client.post(GET_ITEM, content=body, headers=_signed(GET_ITEM, body))
+        answers["embedded"] = reply
+        return "fallback" in reply.text
+
+    async def refused() -> bool:
+        answers["plain"] = await gateway.request(client, "POST", GET_ITEM, body)
+        return answers["plain"].status_code == 503
+
+    await wait_until(answered_by_fallback, what="the embedded gateway's fallback answering")
+    await wait_until(refused, what="the plain gateway answering 503")
+    from_fallback, plain = answers["embedded"], answers["plain"]
     assert from_fallback.status_code == 200
     assert from_fallback.json()["displayName"] == "from the fallback"
     assert from_fallback.json()["id"] == "8"
-    deadline = time.monotonic() + 5
-    while True:
-        plain = await gateway.request(client, "POST", GET_ITEM, body)
-        if plain.status_code == 503 or time.monotonic() > deadline:
-            break
-    assert plain.status_code == 503 and plain.json()["code"] == "UNAVAILABLE"
+    assert plain.json()["code"] == "UNAVAILABLE"
     assert plain.json()["message"] == "the service is unavailable", "no breaker internals"
     calls_while_open = shop.Shop.calls
-    await gateway.request(client, "POST", GET_ITEM, body)
-    assert shop.Shop.calls == calls_while_open, "an open breaker kept the call from the provider"
-    assert before <= calls_while_open
+    for _ in range(3):
+        assert (await gateway.request(client, "POST", GET_ITEM, body)).status_code == 503
+        await embedded_client.post(GET_ITEM, content=body, headers=_signed(GET_ITEM, body))
+    assert shop.Shop.calls == calls_while_open, "an open breaker kept the calls from the provider"
 
 
 async def test_a_request_has_a_server_span_continuing_the_caller_s_trace(
@@ -212,7 +210,7 @@ async def test_a_request_has_a_server_span_continuing_the_caller_s_trace(
     )
 
 
-async def test_a_caller_cannot_force_sampling(
+async def test_a_caller_cannot_force_sampling_and_its_trace_id_still_travels(
     deployment: Deployment,
     tmp_path: Path,
     telemetry: Telemetry,  # noqa: F811
@@ -224,19 +222,18 @@ async def test_a_caller_cannot_force_sampling(
         sample_ratio=0.0,
     )
     gateway = Gateway(settings, APPS, observability=telemetry.config)
-    await gateway.start()
-    try:
-        transport = httpx.ASGITransport(app=gateway)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            while gateway.catalogue is None or "SHOP" not in gateway.catalogue.open_services:
-                await _tick()
-            trace_parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-            for _ in range(5):
-                headers = _signed(GET_ITEM, b"{}", traceparent=trace_parent)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    async with _serving(gateway) as client:
+        for traceparent in (f"00-{trace_id}-b7ad6b7169203331-01", None):
+            extra = {"traceparent": traceparent} if traceparent else {}
+            for _ in range(3):
+                headers = _signed(GET_ITEM, b"{}", **extra)
                 assert (await client.post(GET_ITEM, content=b"{}", headers=headers)).is_success
-    finally:
-        await gateway.close()
-    assert [span for span in telemetry.finished() if span.kind.name == "SERVER"] == []
+        wrong = b'{"nmae": "x"}'
+        headers = _signed(GET_ITEM, wrong, traceparent=f"00-{trace_id}-b7ad6b7169203331-01")
+        refused = await client.post(GET_ITEM, content=wrong, headers=headers)
+    assert refused.status_code == 400 and refused.json()["trace_id"] == trace_id
+    assert telemetry.finished() == [], "sampled at 0: no span, the CSF call's neither"
 
 
 async def test_each_request_is_one_access_log_line_with_its_trace_id_and_no_secrets(
@@ -263,3 +260,43 @@ async def test_each_request_is_one_access_log_line_with_its_trace_id_and_no_secr
     for line in lines:
         for secret in ("private words", "hidden", APPS["web"], headers["X-Csf-Signature"]):
             assert secret not in line
+
+
+async def test_the_timeout_rule_bounds_a_call_given_a_longer_deadline(
+    deployment: Deployment, gateway: GatewayProcess, client: httpx.AsyncClient
+) -> None:
+    def push(admin: Any) -> None:
+        admin.set_rule("SHOP", "timeout", b'{"schema": 1, "timeout_ms": 300}')
+
+    await deployment.run(push)
+    slow = b'{"count": 1, "delayMs": 3000}'
+
+    async def bounded() -> bool:
+        started = time.monotonic()
+        reply = await gateway.request(
+            client, "POST", "/SHOP/shop.Shop/ListItems", slow, headers={"X-Csf-Timeout": "20"}
+        )
+        return reply.status_code == 504 and time.monotonic() - started < 2.5
+
+    await wait_until(bounded, within=20, what="the rule's 300 ms ending the call")
+
+
+async def test_csf_s_own_refusals_reach_the_caller_as_a_fixed_text(
+    deployment: Deployment, gateway: GatewayProcess, client: httpx.AsyncClient
+) -> None:
+    """A SET-ized service called without a SET key: the consumer's NoSetKeyError speaks
+    of stubs and SETs, for operators; the HTTP caller gets the code and a fixed text."""
+
+    def push(admin: Any) -> None:
+        admin.set_rule("SHOP", "set", json.dumps(RULE).encode(), force=True)
+
+    await deployment.run(push)
+
+    async def refused() -> bool:
+        reply = await gateway.request(client, "POST", GET_ITEM, b'{"id": "1"}')
+        return reply.status_code == 400
+
+    await wait_until(refused, what="the set rule in force at the gateway")
+    reply = await gateway.request(client, "POST", GET_ITEM, b'{"id": "1"}')
+    assert reply.json()["code"] == "FAILED_PRECONDITION"
+    assert reply.json()["message"] == "the service cannot take this call now"

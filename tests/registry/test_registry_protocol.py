@@ -56,6 +56,7 @@ class MemoryRegistry:
     (started and closed) by the test."""
 
     holds_subscriptions = True
+    connected = True
 
     def __init__(self, subscribers: frozenset[str]) -> None:
         self.instances: dict[str, Instance] = {}

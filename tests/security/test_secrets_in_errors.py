@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 import csf
 from csf.auth import APP_KEY, TOKEN_KEY, CallerToken, sign
 from csf.config import parse_registry_url
+from csf.gateway import GatewaySettings
+from csf.gateway.access import Signatures
 from csf.testing.zookeeper import LocalZooKeeper
 from demo import greeter_pb2, greeter_pb2_grpc
 from tests.conftest import greeter_server
@@ -159,10 +161,16 @@ def test_the_reprs_of_objects_holding_secrets_show_none() -> None:
     auth = csf.CallerAuth(secrets={"order-web": SECRET, "report-job": WRONG_SECRET})
     token = CallerToken("order-web", SECRET, "T", "XIESR")
     url = parse_registry_url(f"zk://h1:2181?digest=user:{PASSWORD}")
-    for shown in (repr(auth), str(auth), repr(token), repr(url), str(url)):
+    gateway = GatewaySettings(registry="zk://h1:2181", tenant="T", app_secret=SECRET)
+    signatures = Signatures({"order-web": SECRET})
+    for shown in (
+        *(repr(auth), str(auth), repr(token), repr(url), str(url)),
+        *(repr(gateway), repr(signatures)),
+    ):
         for secret in (SECRET, WRONG_SECRET, PASSWORD, *dict(token.metadata()).values()):
             if secret not in ("order-web",):
                 assert secret not in shown, shown
     assert repr(auth) == (
-        "CallerAuth(apps=['order-web', 'report-job'], require_subscription=True, max_skew=300.0)"
+        "CallerAuth(apps=['order-web', 'report-job'], require_subscription=True, "
+        "max_skew=300.0, gateways=[])"
     )
