@@ -33,13 +33,14 @@ from csf.registry.access import audit, ensure_shared_parents, kazoo_client, tena
 from csf.registry.descriptors import ServiceDescriptor
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import STATUSES
-from csf.registry.paths import rule_path, service_path, tenant_path
+from csf.registry.paths import history_path, rule_path, service_path, tenant_path
 from csf.rules import PARSERS, RuleError, parse_rule
 from csf.set_rule import SetName, SetRule
 
 CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 MAX_NODE_BYTES = 1024 * 1024
+HISTORY_KEPT = 20  # versions of each rule kept under history/<kind>
 """ZooKeeper's own default limit on a node's data (jute.maxbuffer)."""
 # action -> (the statuses it may start from, the status it leads to)
 LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
@@ -75,6 +76,10 @@ def _object(data: bytes) -> dict[str, Any]:
 
 def _unannounced(rule: SetRule, announced: Counter[str]) -> list[str]:
     return sorted(str(name) for name in rule.sets if str(name) not in announced)
+
+
+def _version_order(name: str) -> int:
+    return int(name) if name.isdigit() else -1
 
 
 def _failed_operation(operations: list[Any], results: list[Any]) -> tuple[str, Exception]:
@@ -290,14 +295,67 @@ class RegistryAdmin:
             rule = parse_rule(kind, data)
         except RuleError as exc:
             raise Refused(str(exc)) from None
-        path = rule_path(self.tenant, check_name("service", service), kind)
         if not force:
             self._check_known(service, set(getattr(rule, "methods", {})))
-        if self._call(self.client.exists, path) is None:
-            self._call(self.client.create, path, data, makepath=True)
-        else:
-            self._call(self.client.set, path, data)
+        self._write_rule(check_name("service", service), kind, data, note="set")
         return _json(data)
+
+    def _write_rule(
+        self, service: str, kind: str, data: bytes, *, note: str, over: int | None = None
+    ) -> int:
+        """Write `configs/<kind>` and its history entry in one transaction; the rule's
+        new version. `over`: only over that version of the rule (compare-and-set). The
+        history keeps the last HISTORY_KEPT versions; a rule created again after a delete
+        starts over at version 0, its old history dropped."""
+        path = rule_path(self.tenant, service, kind)
+        history = history_path(self.tenant, service, kind)
+        transaction = self.client.transaction()
+        planned: set[str] = set()
+        self._plan_parents(transaction, path, planned)
+        self._plan_parents(transaction, f"{history}/0", planned)
+        names = self._children(history)
+        kept = sorted((n for n in names if n.isascii() and n.isdigit()), key=int, reverse=True)
+        stat = self._call(self.client.exists, path)
+        if over is not None and (stat is None or stat.version != over):
+            raise Refused(f"{path} changed since version {over} was read")
+        if stat is None:
+            version, dropped = 0, kept
+            transaction.create(path, data)
+        else:
+            version, dropped = stat.version + 1, kept[HISTORY_KEPT - 1 :]
+            transaction.set_data(path, data, stat.version)
+        if str(version) in names and str(version) not in dropped:
+            dropped.append(str(version))  # another writer's node where this entry goes
+        for old in dropped:
+            transaction.delete(f"{history}/{old}")
+        entry = {"schema": 1, "version": version, "at": time.time(), "note": note,
+                 "rule": data.decode("utf-8", "replace")}  # fmt: skip
+        transaction.create(f"{history}/{version}", json.dumps(entry).encode())
+        self._commit(transaction, f"{kind} rule of {service}")
+        return version
+
+    def rule_history(self, service: str, kind: str) -> list[dict[str, Any]]:
+        """The kept versions of a rule, newest first: version, time, note, document."""
+        history = history_path(self.tenant, check_name("service", service), self._known_kind(kind))
+        entries = []
+        for name in sorted(self._children(history), key=_version_order, reverse=True):
+            entry = self._document(f"{history}/{name}")
+            if isinstance(entry, dict) and isinstance(entry.get("rule"), str):
+                entries.append(entry)
+        return entries
+
+    def rollback_rule(self, service: str, kind: str, version: int) -> int:
+        """Write the document of a kept version again, as a new version (validated as
+        any rule: one a later CSF refuses is refused here too)."""
+        for entry in self.rule_history(service, kind):
+            if entry.get("version") == version:
+                data = str(entry["rule"]).encode()
+                try:
+                    parse_rule(kind, data)
+                except RuleError as exc:
+                    raise Refused(f"version {version} is no longer a valid rule: {exc}") from None
+                return self._write_rule(service, kind, data, note=f"rollback to {version}")
+        raise Refused(f"{service} keeps no version {version} of its {kind} rule")
 
     def _check_known(self, service: str, methods: set[str]) -> None:
         anyway = "(--force writes the rule anyway)"
@@ -381,19 +439,15 @@ class RegistryAdmin:
             SetRule.parse(data)  # exactly what consumers will read
         except RuleError as exc:
             raise Refused(str(exc)) from None
-        path = rule_path(self.tenant, service, SetRule.KIND)
+        note = f"set move {first}..{last} to {to}"
         try:
-            stat = self.client.set(path, data, version=version)
-        except (BadVersionError, NoNodeError):
+            written = self._write_rule(service, SetRule.KIND, data, note=note, over=version)
+        except Refused:
             raise Refused(
                 f"set move: the set rule of {service} changed since it was read (version "
                 f"{version}); nothing was written: look at it again and retry"
             ) from None
-        except (ConnectionLoss, SessionExpiredError):
-            raise
-        except KazooException as exc:
-            raise self.refusal(path, exc) from None
-        return moved, stat.version
+        return moved, written
 
     def announced_sets(self, service: str) -> Counter[str]:
         """How many providers of the service announce each SET (providers in none aside)."""

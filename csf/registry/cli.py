@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -367,6 +368,37 @@ def rule_rm(ctx: typer.Context, service: str, kind: str, json_output: JsonFlag =
     """Remove one rule (its defaults apply again)."""
     _run(ctx, lambda admin: admin.remove_rule(service, kind))
     _show(ctx, {"removed": kind}, lambda: f"{service} {kind} rule removed")
+
+
+@rule_app.command("history")
+def rule_history(
+    ctx: typer.Context, service: str, kind: str, json_output: JsonFlag = False
+) -> None:
+    """The kept versions of one rule, newest first (the last 20)."""
+    entries = _run(ctx, lambda admin: admin.rule_history(service, kind))
+    rows = [
+        [str(entry.get("version")), _when(entry.get("at")), str(entry.get("note", "")),
+         str(entry["rule"])]
+        for entry in entries
+    ]  # fmt: skip
+    columns = ["version", "written", "how", "rule"]
+    _show(ctx, entries, lambda: _table(f"{service} {kind} rule history", columns, rows))
+
+
+@rule_app.command("rollback")
+def rule_rollback(
+    ctx: typer.Context, service: str, kind: str, version: int, json_output: JsonFlag = False
+) -> None:
+    """Write a kept version of a rule again, as its newest version."""
+    written = _run(ctx, lambda admin: admin.rollback_rule(service, kind, version))
+    shown = {"rolled_back_to": version, "version": written}
+    _show(ctx, shown, lambda: f"{service} {kind} rule: version {version} again, as {written}")
+
+
+def _when(at: object) -> str:
+    if isinstance(at, int | float) and 0 <= at < 4_102_444_800:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    return "?"
 
 
 @rule_app.command("ls")

@@ -31,3 +31,8 @@ def rule_path(tenant: str, service: str, kind: str) -> str:
 
 def subscriptions_path(tenant: str, service: str) -> str:
     return f"{ROOT}/{tenant}/{service}/subscriptions"
+
+
+def history_path(tenant: str, service: str, kind: str) -> str:
+    """The last versions of a rule, one child per version (`<version>`)."""
+    return f"{ROOT}/{tenant}/{service}/history/{kind}"
