@@ -170,7 +170,10 @@ class Server:
         self.deregister_wait = float(deregister_wait)
         self._handle_signals = handle_signals
         self._reflection = reflection_enabler() if reflection else None
-        self._telemetry = (observability or Observability()).resolve(f"csf-provider {tenant}")
+        observed = observability or Observability()
+        self._telemetry = observed.resolve(f"csf-provider {tenant}")
+        # Announced in the instance node, for the console's live view to scrape.
+        self._metrics_port = observed.prometheus_port
         self._guard_factories = resolve_guards(chain, guards)
         self._owns_registry = isinstance(registry, str)
         self._registry = _registry(registry)
@@ -334,6 +337,7 @@ class Server:
             warmup=spec.warmup,
             tls=self._tls is not None,
             set=self.set_name,
+            metrics_port=self._metrics_port,
         )
         return Registration(ServiceKey(self.tenant, spec.service, self.cluster), instance)
 

@@ -41,6 +41,8 @@ class Instance:
     tls: bool = False
     set: str | None = None
     """The SET (cell) it belongs to, `<name>.<area>.<group>`; None: no SET."""
+    metrics_port: int | None = None
+    """Where on `host` it serves its metrics for Prometheus (`/metrics`); None: nowhere."""
 
     @property
     def address(self) -> str:
@@ -66,6 +68,8 @@ class Instance:
         }
         if self.set is not None:
             document["set"] = self.set
+        if self.metrics_port is not None:
+            document["metrics_port"] = self.metrics_port
         return document
 
     @classmethod
@@ -111,6 +115,7 @@ class Instance:
             warmup=_number(doc, "warmup", bounds.WARMUP_S, DEFAULT_WARMUP),
             tls=_typed(doc, "tls", bool, False),
             set=set_name,
+            metrics_port=_optional_whole(doc, "metrics_port", bounds.PORT),
         )
 
 
@@ -133,6 +138,10 @@ def _typed(
 
 def _whole(doc: dict[str, Any], key: str, bound: bounds.Bound, default: Any = _REQUIRED) -> int:
     return bound.check_whole(key, _typed(doc, key, int, default), InstanceFormatError)
+
+
+def _optional_whole(doc: dict[str, Any], key: str, bound: bounds.Bound) -> int | None:
+    return None if doc.get(key) is None else _whole(doc, key, bound)
 
 
 def _number(doc: dict[str, Any], key: str, bound: bounds.Bound, default: Any = _REQUIRED) -> float:

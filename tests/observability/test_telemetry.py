@@ -238,8 +238,10 @@ async def test_the_prometheus_endpoint_serves_csf_metrics(
                 return str(reply.read().decode())
 
         text = await asyncio.to_thread(scrape)
+        (instance,) = consumer.directory("XIESR").endpoints.values()
     assert "csf_client_calls" in text and "csf_server_calls" in text
     assert 'rpc_method="SayHello"' in text
+    assert instance.instance.metrics_port == port, "announced, for the console to scrape"
 
 
 async def test_the_retries_metric_counts_every_retry_made(

@@ -27,7 +27,7 @@ from tests.strategies import (
 
 FIELDS = [
     "host", "port", "weight", "version", "group", "tags", "services", "pid", "start_time",
-    "warmup", "tls", "set",
+    "warmup", "tls", "set", "metrics_port",
 ]  # fmt: skip
 
 
@@ -41,6 +41,9 @@ def assert_bounded(instance: Instance) -> None:
     assert 0 <= instance.start_time <= bounds.START_TIME.high, instance
     assert check_host("host", instance.host) == instance.host
     assert isinstance(instance.tls, bool), instance
+    assert instance.metrics_port is None or (
+        type(instance.metrics_port) is int and 0 < instance.metrics_port < 65536
+    ), instance
     assert all(isinstance(value, str) for value in instance.tags.values()), instance
 
 
@@ -72,6 +75,7 @@ instances = st.builds(
     warmup=st.floats(0, bounds.WARMUP_S.high),
     tls=st.booleans(),
     set=st.none() | set_names().map(str),
+    metrics_port=st.none() | st.integers(1, 65535),
 )
 
 
