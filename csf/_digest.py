@@ -13,6 +13,7 @@ import os
 import re
 
 from csf._exceptions import ConfigError
+from csf._files import read_at_most
 
 DIGEST_ENV = "CSF_ZK_DIGEST"
 # A credentials file is one line; anything much longer is not one.
@@ -38,12 +39,7 @@ def parse_digest(field_name: str, text: str) -> tuple[str, str]:
 
 def read_digest_file(field_name: str, path: str) -> tuple[str, str]:
     """The credentials held by the file at `path` (blocking: read once, at configuration)."""
-    try:
-        with open(path, "rb") as file:
-            data = file.read(_MAX_FILE_BYTES + 1)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise ConfigError(f"{field_name}: cannot read {path!r}: {reason}") from None
+    data = read_at_most(field_name, path, _MAX_FILE_BYTES)
     try:
         text = data.decode()
     except UnicodeDecodeError:

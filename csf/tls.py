@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 
 from csf._exceptions import ConfigError
+from csf._files import read_at_most
 from csf._quoted import quoted
 from csf.config import check_host
 
@@ -65,17 +65,8 @@ class TLSConfig:
 def _read(name: str, path: PathLike) -> bytes:
     """The file's bytes; ConfigError naming the field and the file for any name the system
     cannot take (NUL, lone surrogate, not a path), any file it cannot read, or no PEM."""
-    try:
-        shown = quoted(os.fspath(path))
-    except TypeError:
-        raise ConfigError(f"tls.{name}: expected a file name, got {quoted(path)}") from None
-    try:
-        with Path(path).open("rb") as file:
-            data = file.read(MAX_PEM_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"tls.{name}: cannot read {shown}: {exc.strerror}") from None
-    except ValueError:  # a NUL in the name; UnicodeEncodeError, a lone surrogate
-        raise ConfigError(f"tls.{name}: cannot read {shown}: not a usable file name") from None
+    data = read_at_most(f"tls.{name}", path, MAX_PEM_BYTES)
+    shown = quoted(os.fspath(path))
     if len(data) > MAX_PEM_BYTES:
         raise ConfigError(f"tls.{name}: {shown} is larger than {MAX_PEM_BYTES} bytes")
     if b"-----BEGIN" not in data:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 
 from csf import bounds
 from csf._exceptions import ConfigError
+from csf._files import read_at_most
 from csf._json import load_json_object
 from csf.config import check_name
 from csf.gateway.errors import HttpError
@@ -116,13 +117,8 @@ def check_apps(where: str, apps: object) -> dict[str, str]:
 def load_apps(path: str | os.PathLike[str]) -> dict[str, str]:
     """The `--apps` file: a JSON object {app: secret} of at most 1 MiB (blocking: read
     once, at start). ConfigError naming the file and what is wrong."""
+    data = read_at_most("apps file", path, MAX_APPS_FILE_BYTES)
     where = f"apps file {os.fspath(path)!r}"
-    try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_APPS_FILE_BYTES + 1)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise ConfigError(f"{where}: cannot read it: {reason}") from None
     try:
         document = load_json_object(data, MAX_APPS_FILE_BYTES)
     except ValueError as exc:

@@ -17,6 +17,7 @@ import typer
 import uvicorn
 
 from csf._exceptions import ConfigError
+from csf._files import read_at_most
 from csf.config import check_host
 from csf.gateway.access import load_apps
 from csf.gateway.app import Gateway
@@ -41,11 +42,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_mar
 def _secret(path: Path | None) -> str | None:
     if path is None:
         return os.environ.get(SECRET_ENV) or None
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_SECRET_FILE + 1)
-    except OSError as exc:
-        raise ConfigError(f"--app-secret-file {path}: {exc.strerror}") from None
+    data = read_at_most("--app-secret-file", path, MAX_SECRET_FILE)
     if len(data) > MAX_SECRET_FILE:
         raise ConfigError(f"--app-secret-file {path}: more than {MAX_SECRET_FILE} bytes")
     try:

@@ -306,5 +306,5 @@ def test_load_apps_refuses_a_bad_file_naming_it_and_the_fault(
 
 def test_load_apps_refuses_a_missing_file_or_a_directory(tmp_path: Path) -> None:
     for path in (tmp_path / "absent.json", tmp_path, "nul\0byte"):
-        with pytest.raises(ConfigError, match="cannot read it"):
+        with pytest.raises(ConfigError, match=r"^apps file: cannot read "):
             load_apps(path)
