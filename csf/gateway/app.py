@@ -39,6 +39,7 @@ from csf.gateway.telemetry import Record, RequestTelemetry
 from csf.observability import Observability
 from csf.observability.providers import meter_provider, tracer_provider
 from csf.registry import Registry, Subscription, open_registry
+from csf.rule_set import ServiceRules
 from csf.rules import TimeoutRule
 from csf.set_rule import SET_KEY_METADATA
 
@@ -76,6 +77,7 @@ class Gateway:
         self._watches: list[Subscription] = []
         self._subscribers: Subscribers | None = None
         self._limits = AppLimits()
+        self._rules: dict[str, ServiceRules] = {}
         self._telemetry = RequestTelemetry(None, None, settings.sample_ratio)
         self._asgi = Starlette(
             routes=[Route(HEALTHZ, self._healthz, methods=["GET"])],
@@ -151,8 +153,8 @@ class Gateway:
         assert self._subscribers is not None
         catalogue = self._builder.update(nodes)
         self._subscribers.follow({service for service, _ in catalogue.built})
-        for code in catalogue.open_services:
-            self._consumer.rules(code)  # watched before the first request needs them
+        # Watched before the first request needs them, and looked up once per change.
+        self._rules = {code: self._consumer.rules(code) for code in catalogue.open_services}
         self._dispatcher.prepare(catalogue.open_methods)
         self.catalogue = catalogue
 
@@ -204,7 +206,9 @@ class Gateway:
                 403, "PERMISSION_DENIED", f"app {app} is not subscribed to {method.service}"
             )
         assert self._consumer is not None and self._dispatcher is not None
-        rules = self._consumer.rules(method.service)
+        rules = self._rules.get(method.service)
+        if rules is None:  # closed while this request waited for its subscriptions
+            raise HttpError(404, "NOT_FOUND", f"no open service method at {_path(request)}")
         await self._limits.admit(rules, app, method.service, method.name)
         if method.kind == "stream_stream":
             raise HttpError(
