@@ -5,11 +5,14 @@ version can be written again (rollback), through the admin code and csf-registry
 import json
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
 from csf.registry.admin import HISTORY_KEPT
 from csf.registry.paths import history_path, rule_path
 from tests.registry.conftest import Cli
+from tests.strategies import examples, hostile_numbers, json_values
 
 
 def _timeout(ms: int) -> str:
@@ -96,3 +99,23 @@ def test_garbage_in_the_history_is_skipped_not_a_crash(
     assert [e["version"] for e in cli.json("rule", "history", "XIESR", "timeout")] == [0]
     cli("rule", "set", "XIESR", "timeout", "--json", _timeout(200))
     assert [e["version"] for e in cli.json("rule", "history", "XIESR", "timeout")] == [1, 0]
+
+
+@settings(examples(40), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.from_regex(r"[0-9a-z]{1,4}", fullmatch=True), data=st.binary(max_size=200)
+       | json_values(hostile_numbers, leaves=4).map(lambda v: json.dumps(v).encode()))  # fmt: skip
+def test_any_history_node_gives_a_history_or_the_refusal_never_a_crash(
+    cli: Cli, descriptor: Path, kazoo: KazooClient, tenant: str, name: str, data: bytes
+) -> None:
+    """Anyone may write under history/: whatever they write, reading it gives the kept
+    versions (theirs left out unless it is a version entry) and the next write works."""
+    history = history_path(tenant, "XIESR", "timeout")
+    if not kazoo.exists(rule_path(tenant, "XIESR", "timeout")):
+        cli("import", str(descriptor))
+        cli("rule", "set", "XIESR", "timeout", "--json", _timeout(100))
+    kazoo.ensure_path(f"{history}/{name}")
+    kazoo.set(f"{history}/{name}", data)
+    entries = cli.json("rule", "history", "XIESR", "timeout")
+    assert all(isinstance(entry["rule"], str) for entry in entries)
+    cli("rule", "set", "XIESR", "timeout", "--json", _timeout(200))
+    assert cli.json("rule", "history", "XIESR", "timeout")[0]["rule"] == _timeout(200)
