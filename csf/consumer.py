@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, ClassVar, TypedDict, TypeVar, Unpack
 
 import grpc
 
@@ -62,6 +62,9 @@ class Consumer:
     its owner starts and closes (one ZooKeeper session shared by several consumers and
     servers, say). Raises `ConfigError` at construction for a bad registry, name or setting.
     """
+
+    ROLE: ClassVar[str] = "consumer"
+    """What the nodes telling which rules it applied call it (csf.registry.applied)."""
 
     def __init__(
         self,
@@ -178,6 +181,8 @@ class Consumer:
                 service,
                 startup_wait=self._startup_wait,
                 snapshots=self._snapshots,
+                role=self.ROLE,
+                app=self.app,
             )
         return found
 

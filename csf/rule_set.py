@@ -5,6 +5,10 @@ whole and tells the listeners, an invalid one is refused (the last good rule sta
 told once (logged and counted through `Rejections`, however often it is read again), and
 a deleted (or empty) one restores the defaults (None).
 
+After each reading of a kind it tells the registry what it did with that version of the
+rule (applied, or refused and why) as an ephemeral node that the console counts
+(csf.registry.applied); closing the rules removes those nodes.
+
 A consumer's rules are also kept on disk (DESIGN section 8): saved after every change
 once ZooKeeper gave every kind, and, when ZooKeeper gives none within `startup_wait`,
 the saved rules of the kinds still unread count as their first reading.
@@ -24,6 +28,7 @@ from csf._quoted import quoted
 from csf._rule_snapshot import RuleSnapshot
 from csf.config import DEFAULT_STARTUP_WAIT
 from csf.registry import Registry, Subscription
+from csf.registry.applied import AppliedNodes
 from csf.registry.paths import rule_path
 from csf.registry.snapshot import SnapshotStore
 from csf.rules import PARSERS, Rule, RuleError, WeightRule, parse_rule
@@ -43,7 +48,11 @@ class ServiceRules:
         *,
         startup_wait: float = DEFAULT_STARTUP_WAIT,
         snapshots: SnapshotStore | None = None,
+        role: str = "consumer",
+        app: str | None = None,
     ) -> None:
+        """`role` ("consumer", "provider", "gateway") and `app` name the holder in the
+        applied nodes."""
         self.where = f"{tenant}/{service}"
         self.rejected = 0
         self._rejections = registry.rejections
@@ -62,6 +71,7 @@ class ServiceRules:
         self._snapshot = None
         if snapshots is not None:
             self._snapshot = RuleSnapshot(snapshots, tenant, service, lambda: self._documents)
+        self.applied = AppliedNodes(registry, tenant, service, role, app)
         self._subscriptions: list[Subscription] = [
             registry.subscribe_rule(tenant, service, kind, functools.partial(self._update, kind))
             for kind in self.current
@@ -135,7 +145,7 @@ class ServiceRules:
         """Listeners registered now, all kinds together (stubs must not leave theirs)."""
         return sum(len(listeners) for listeners in self._listeners.values())
 
-    def _update(self, kind: str, data: bytes | None) -> None:
+    def _update(self, kind: str, data: bytes | None, version: int) -> None:
         self._unread.discard(kind)
         if not self._unread and not self._read.is_set():
             self._read.set()
@@ -144,8 +154,12 @@ class ServiceRules:
             # An empty node is a rule being written (created, then set): no rule yet.
             rule = parse_rule(kind, data) if data else None
         except Exception as exc:  # whatever the document holds, the last good rule stays
-            self._refuse(kind, data, exc)
+            self._refuse(kind, data, version, exc)
             return
+        if data is None:
+            self.applied.removed(kind)
+        else:
+            self.applied.applied(kind, version)
         self._rejections.forget(self._paths[kind])
         if data:
             self._documents[kind] = data
@@ -172,9 +186,10 @@ class ServiceRules:
             except Exception:  # one listener's bug must not keep the rule from the others
                 logger.exception("%s: a listener of the %s rule failed", self.where, kind)
 
-    def _refuse(self, kind: str, data: bytes | None, exc: Exception) -> None:
+    def _refuse(self, kind: str, data: bytes | None, version: int, exc: Exception) -> None:
         expected = isinstance(exc, RuleError)
         why = exc if expected else repr(exc)
+        self.applied.refused(kind, version, str(why))
         message = f"{self.where}: rejected {kind} rule: {why}; keeping the last good one"
         reason, bug = ("format", None) if expected else ("unexpected", exc)
         if self._rejections.refuse("rule", reason, self._paths[kind], data, message, bug=bug):
@@ -183,5 +198,6 @@ class ServiceRules:
     async def close(self) -> None:
         for subscription in self._subscriptions:
             await subscription.cancel()
+        self.applied.close()
         if self._snapshot is not None:
             await self._snapshot.close()

@@ -296,7 +296,9 @@ class Server:
         found = self._rules.get(service)
         if found is None:
             kinds = (ConcurrencyRule.KIND, RateLimitRule.KIND, SetRule.KIND)
-            found = self._rules[service] = ServiceRules(self._registry, self.tenant, service, kinds)
+            found = self._rules[service] = ServiceRules(
+                self._registry, self.tenant, service, kinds, role="provider"
+            )
         return found
 
     def _guards(self, spec: ProviderSpec, rules: ServiceRules, path: str) -> Guards:

@@ -92,7 +92,7 @@ async def test_saved_rules_are_the_first_reading_of_the_kinds_zookeeper_has_not_
         }
         assert "starting from the saved retry, set rules" in caplog.text
         # ZooKeeper back: its readings replace the snapshot's; a deleted node, the defaults.
-        feed.listeners["set"](SET_B)
+        feed.give("set", SET_B)
         feed.delete("retry")
         assert rules.get(SetRule) == parse_rule("set", SET_B)
         assert rules.current["retry"] is None
@@ -168,7 +168,7 @@ async def test_part_of_a_reading_is_not_saved(tmp_path: Path) -> None:
     store.save_rules("T", "S", {"timeout": TIMEOUT})
     feed = RuleFeed()
     rules = ServiceRules(feed, "T", "S", snapshots=store)  # type: ignore[arg-type]
-    feed.listeners["set"](SET_A)  # the other kinds not read yet: the snapshot stays whole
+    feed.give("set", SET_A)  # the other kinds not read yet: the snapshot stays whole
     await rules.close()  # a save asked for is done before close returns
     assert saved(store) == parsed({"timeout": TIMEOUT})
 
@@ -181,10 +181,10 @@ async def test_rules_are_saved_once_zookeeper_gave_every_kind_then_on_every_chan
     feed = RuleFeed()
     rules = ServiceRules(feed, "T", "S", snapshots=store)  # type: ignore[arg-type]
     try:
-        feed.listeners["set"](SET_A)
+        feed.give("set", SET_A)
         give_all_but(feed, "set")  # no retry rule now: the snapshot forgets it
         await wait_until(lambda: saved(store) == parsed({"set": SET_A}), 5, "the first save")
-        feed.listeners["timeout"](TIMEOUT)
+        feed.give("timeout", TIMEOUT)
         await wait_until(
             lambda: saved(store) == parsed({"set": SET_A, "timeout": TIMEOUT}), 5, "a new rule"
         )

@@ -48,6 +48,12 @@ logger = logging.getLogger("csf.gateway")
 HEALTHZ = "/healthz"
 
 
+class _GatewayConsumer(Consumer):
+    """The gateway's consumer: the rules it applies are told as the gateway's."""
+
+    ROLE = "gateway"
+
+
 class Gateway:
     """`csf-gateway` as an object an ASGI server serves: `uvicorn.run(Gateway(...))`.
 
@@ -118,7 +124,7 @@ class Gateway:
         self._telemetry = RequestTelemetry(resolved.tracer, resolved.meter, settings.sample_ratio)
         self._registry = open_registry(settings.registry, startup_wait=settings.startup_wait)
         await self._registry.start()
-        self._consumer = Consumer(
+        self._consumer = _GatewayConsumer(
             self._registry,
             settings.tenant,
             settings.app,

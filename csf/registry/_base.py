@@ -1,5 +1,6 @@
 """What every registry offers: register an instance; watch a service's providers, its
-rules, its subscribers and its gRPC services' lifecycle, and a tenant's descriptors."""
+rules, its subscribers and its gRPC services' lifecycle, and a tenant's descriptors; tell
+which version of each rule this process applied."""
 
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ class ProviderListener(Protocol):
         """The registry could not be reached before the first listing."""
 
 
-RuleListener = Callable[[bytes | None], None]
-"""Receives a rule document's bytes (None when there is none); called on the event loop."""
+RuleListener = Callable[[bytes | None, int], None]
+"""Receives a rule document's bytes and its version (the node's ZooKeeper stat.version),
+or (None, -1) when there is none; called on the event loop."""
 SubscribersListener = Callable[[frozenset[str]], None]
 """Receives the names of the apps subscribed to a service; called on the event loop."""
 LifecycleListener = Callable[[str | None], None]
@@ -92,6 +94,14 @@ class Registry(Protocol):
         self, tenant: str, service: str, kind: str, listener: RuleListener
     ) -> Subscription:
         """Deliver the rule document `configs/<kind>` of a service now and on every change."""
+
+    def report_applied(
+        self, tenant: str, service: str, kind: str, process: str, document: bytes | None
+    ) -> None:
+        """Keep `document` in the ephemeral node `applied/<kind>/<process>` of a service
+        (csf.registry.applied), or remove that node (None). Returns at once and never
+        raises: the node is written in the background, the last document wins, and it is
+        kept across sessions until removed or the registry closes."""
 
     def subscribe_subscribers(
         self, tenant: str, service: str, listener: SubscribersListener

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from kazoo.exceptions import (
@@ -30,10 +31,18 @@ from csf._exceptions import RegistryError
 from csf._json import load_json
 from csf.config import ZooKeeperURL, check_name
 from csf.registry.access import audit, ensure_shared_parents, kazoo_client, tenant_acl
+from csf.registry.applied import MAX_LISTED, AppliedSummary, parse_applied, summarize
 from csf.registry.descriptors import ServiceDescriptor
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import STATUSES
-from csf.registry.paths import history_path, rule_path, service_path, tenant_path
+from csf.registry.paths import (
+    applied_path,
+    apps_path,
+    history_path,
+    rule_path,
+    service_path,
+    tenant_path,
+)
 from csf.rules import PARSERS, RuleError, parse_rule
 from csf.set_rule import SetName, SetRule
 
@@ -41,6 +50,7 @@ CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 MAX_NODE_BYTES = 1024 * 1024
 HISTORY_KEPT = 20  # versions of each rule kept under history/<kind>
+MAX_DESCRIPTION = 500  # characters of an app's description
 """ZooKeeper's own default limit on a node's data (jute.maxbuffer)."""
 # action -> (the statuses it may start from, the status it leads to)
 LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
@@ -286,19 +296,62 @@ class RegistryAdmin:
     def subscriptions(self, service: str) -> list[str]:
         return self._children(f"{self._service(service)}/subscriptions")
 
+    # -- the tenant's services and apps (the console's lists) ----------------------
+
+    def services(self) -> list[str]:
+        """The tenant's service codes (its children, without CSF's own `_` nodes)."""
+        return [name for name in self._children(tenant_path(self.tenant)) if name[:1] != "_"]
+
+    def apps(self) -> dict[str, dict[str, Any]]:
+        """The tenant's apps (`_apps/<app>`) and their documents (empty if unusable)."""
+        base = apps_path(self.tenant)
+        documents = {name: self._document(f"{base}/{name}") for name in self._children(base)}
+        return {name: doc if isinstance(doc, dict) else {} for name, doc in documents.items()}
+
+    def add_app(self, app: str, description: str = "") -> None:
+        path = f"{apps_path(self.tenant)}/{check_name('app', app)}"
+        if len(description) > MAX_DESCRIPTION:
+            raise Refused(f"description: at most {MAX_DESCRIPTION} characters")
+        document = {"schema": 1, "app": app, "description": description, "since": time.time()}
+        transaction = self.client.transaction()
+        self._plan_parents(transaction, path, set())
+        transaction.create(path, json.dumps(document).encode())
+        try:
+            self._commit(transaction, f"app {app}")
+        except Refused:
+            if self._call(self.client.exists, path) is not None:
+                raise Refused(f"app {app} exists already") from None
+            raise
+
+    def subscribed_services(self, app: str, services: Iterable[str]) -> list[str]:
+        """Which of `services` `app` is subscribed to (the reads go out together)."""
+        check_name("app", app)
+        pending = [
+            (service, self.client.exists_async(f"{self._service(service)}/subscriptions/{app}"))
+            for service in services
+        ]
+        return [service for service, result in pending if result.get() is not None]
+
     # -- rules --------------------------------------------------------------------------
 
-    def set_rule(self, service: str, kind: str, data: bytes, *, force: bool = False) -> Any:
+    def set_rule(
+        self, service: str, kind: str, data: bytes, *, force: bool = False, over: int | None = None
+    ) -> Any:
         """Validate the rule as consumers will, and unless `force`, refuse one for a
-        tenant, service or method nothing declares (a typo must not "succeed")."""
+        tenant, service or method nothing declares (a typo must not "succeed"). `over`:
+        only over that version of the rule (-1: only if there is none)."""
+        self.check_rule(service, kind, data, force=force)
+        self._write_rule(check_name("service", service), kind, data, note="set", over=over)
+        return _json(data)
+
+    def check_rule(self, service: str, kind: str, data: bytes, *, force: bool = False) -> None:
+        """Refused, saying why, unless `set_rule` would write the rule."""
         try:
             rule = parse_rule(kind, data)
         except RuleError as exc:
             raise Refused(str(exc)) from None
         if not force:
             self._check_known(service, set(getattr(rule, "methods", {})))
-        self._write_rule(check_name("service", service), kind, data, note="set")
-        return _json(data)
 
     def _write_rule(
         self, service: str, kind: str, data: bytes, *, note: str, over: int | None = None
@@ -316,7 +369,7 @@ class RegistryAdmin:
         names = self._children(history)
         kept = sorted((n for n in names if n.isascii() and n.isdigit()), key=int, reverse=True)
         stat = self._call(self.client.exists, path)
-        if over is not None and (stat is None or stat.version != over):
+        if over is not None and (-1 if stat is None else stat.version) != over:
             raise Refused(f"{path} changed since version {over} was read")
         if stat is None:
             version, dropped = 0, kept
@@ -413,6 +466,36 @@ class RegistryAdmin:
     def rules(self, service: str) -> dict[str, Any]:
         base = f"{self._service(service)}/configs"
         return {kind: self._document(f"{base}/{kind}") for kind in self._children(base)}
+
+    # -- who applied a rule (csf.registry.applied) ---------------------------------------
+
+    def applied(self, service: str, kind: str) -> list[dict[str, Any]]:
+        """What each process did with the rule: its `process` name and its report
+        (version, status, reason, role, app, host, pid, at), by process name. Nodes CSF
+        did not write, or may not read, are skipped; at most MAX_LISTED are read."""
+        base = applied_path(self.tenant, check_name("service", service), self._known_kind(kind))
+        pending = [
+            (name, self.client.get_async(f"{base}/{name}"))
+            for name in self._children(base)[:MAX_LISTED]
+        ]  # sent together: one round trip for the lot, not one per process
+        found = []
+        for name, result in pending:
+            try:
+                data, _ = result.get()
+            except (ConnectionLoss, SessionExpiredError):
+                raise
+            except KazooException:  # gone meanwhile (its process ended), or not ours
+                continue
+            report = parse_applied(data)
+            if report is not None:
+                found.append({"process": name, **asdict(report)})
+        return found
+
+    def applied_summary(self, service: str, kind: str) -> AppliedSummary:
+        """`applied` counted against the rule's version now (None: there is no rule)."""
+        applied = self.applied(service, kind)  # first: a change meanwhile shows as lagging
+        stat = self._call(self.client.exists, rule_path(self.tenant, service, kind))
+        return summarize(applied, None if stat is None else stat.version)
 
     # -- SET routing (DESIGN section 8) ------------------------------------------------
 
@@ -513,6 +596,10 @@ class RegistryAdmin:
                         "uptime_s": round(max(0.0, now - instance.start_time), 1),
                         "services": {k: list(v) for k, v in instance.services.items()},
                         "set": instance.set,
+                        "warmup": instance.warmup,
+                        "tls": instance.tls,
+                        "metrics_port": instance.metrics_port,
+                        "host": instance.host,
                     })  # fmt: skip
         return found
 

@@ -36,3 +36,13 @@ def subscriptions_path(tenant: str, service: str) -> str:
 def history_path(tenant: str, service: str, kind: str) -> str:
     """The last versions of a rule, one child per version (`<version>`)."""
     return f"{ROOT}/{tenant}/{service}/history/{kind}"
+
+
+def apps_path(tenant: str) -> str:
+    """The tenant's apps, one child per app (`<app>`)."""
+    return f"{ROOT}/{tenant}/_apps"
+
+
+def applied_path(tenant: str, service: str, kind: str) -> str:
+    """Which version of a rule each process applied, one ephemeral child per process."""
+    return f"{ROOT}/{tenant}/{service}/applied/{kind}"

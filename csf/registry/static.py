@@ -56,8 +56,13 @@ class StaticRegistry:
         self, tenant: str, service: str, kind: str, listener: RuleListener
     ) -> Subscription:
         """Direct connection has no rules: there is none, now and later."""
-        listener(None)
+        listener(None, -1)
         return _StaticSubscription(None)
+
+    def report_applied(
+        self, tenant: str, service: str, kind: str, process: str, document: bytes | None
+    ) -> None:
+        """Nobody to tell: there are no rules to have applied."""
 
     def subscribe_subscribers(
         self, tenant: str, service: str, listener: SubscribersListener

@@ -8,6 +8,10 @@ kazoo's `*_async` form turned into an asyncio future, and every kazoo callback
   checked and written again when missing or owned by an older session. A deregistered
   one is never written again, not even by an attempt already in flight.
 - A tenant with credentials registers only under nodes that carry its own ACL.
+- The applied-rule nodes (csf.registry.applied) are wanted state too: one task writes
+  them in the background, the last document reported for a node wins, and after every
+  (re)connection each is checked and written again; a failure is logged and retried
+  then, never raised to the one who reported.
 - A subscription re-lists its service after any watch event, and in full after every
   reconnection: kazoo (2.11) sends no SetWatches, so ZooKeeper forgets a connection's
   watches when it drops and only a read can set them again. That re-list waits a random
@@ -66,7 +70,13 @@ from csf.registry.access import (
 )
 from csf.registry.instance import Instance, InstanceFormatError
 from csf.registry.lifecycle import LifecycleFormatError, descriptor_path, parse_status
-from csf.registry.paths import cluster_path, rule_path, subscriptions_path, tenant_path
+from csf.registry.paths import (
+    applied_path,
+    cluster_path,
+    rule_path,
+    subscriptions_path,
+    tenant_path,
+)
 from csf.registry.rejections import Rejections
 
 logger = logging.getLogger("csf.registry")
@@ -124,6 +134,12 @@ class ZooKeeperRegistry:
         self._watches: set[_Watch] = set()
         self._maintenance: asyncio.Task[None] | None = None
         self._was_connected = False
+        # applied node path -> (tenant, the document it should hold); the paths to write
+        # (or, when no longer wanted, to delete), and the one task that does.
+        self._applied: dict[str, tuple[str, bytes]] = {}
+        self._applied_due: set[str] = set()
+        self._applied_writer: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -134,11 +150,14 @@ class ZooKeeperRegistry:
         self.client.start_async()
 
     async def close(self) -> None:
+        """Stop watching and end the session, which removes its ephemeral nodes."""
+        self._closing = True
         for watch in list(self._watches):
             await watch.cancel()
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            await asyncio.gather(self._maintenance, return_exceptions=True)
+        for task in (self._maintenance, self._applied_writer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         self.client.remove_listener(self._kazoo_state_changed)
         # stop() joins kazoo's threads and closes the session: not on the loop.
         await asyncio.to_thread(self.client.stop)
@@ -173,6 +192,8 @@ class ZooKeeperRegistry:
                 else:
                     watch.relist_all()
             self._restart_maintenance()
+            self._applied_due.update(self._applied)  # a new session has none of them
+            self._write_applied_soon()
         else:
             logger.warning("ZooKeeper connection %s", state.lower())
             self._connected.clear()
@@ -226,12 +247,16 @@ class ZooKeeperRegistry:
         async with self._attempt_lock(path):
             if not self._connected.is_set():
                 return  # the session's end removes the ephemeral node
-            try:
-                _, stat = await self.call(self.client.get_async(path))
-                if stat.ephemeralOwner == self.session_id:
-                    await self.call(self.client.delete_async(path, stat.version))
-            except NoNodeError:
-                pass
+            await self._delete_own(path)
+
+    async def _delete_own(self, path: str) -> None:
+        """Delete the ephemeral node at `path` if this session owns it."""
+        try:
+            _, stat = await self.call(self.client.get_async(path))
+            if stat.ephemeralOwner == self.session_id:
+                await self.call(self.client.delete_async(path, stat.version))
+        except NoNodeError:
+            pass
 
     def _attempt_lock(self, path: str) -> asyncio.Lock:
         return self._attempts.setdefault(path, asyncio.Lock())
@@ -283,31 +308,37 @@ class ZooKeeperRegistry:
 
     async def _attempt(self, registration: Registration) -> str | None:
         """One try at placing the node; None when done, else why it could not be."""
+        await self._check_placeable(registration.key.tenant, registration.path)
+        return await self._ensure_once(registration.path, registration.instance.to_json())
+
+    async def _check_placeable(self, tenant: str, path: str) -> None:
+        """For a tenant with credentials: make the shared parents, and RegistryError
+        when a node above `path` is another identity's."""
         if self._closed_tenant:
             # makepath would give them the tenant's ACL and lock other tenants out.
             await ensure_shared_parents_async(self.call, self.client)
-            await self._check_ancestors_owned(registration)
-        return await self._ensure_once(registration.path, registration.instance.to_json())
+            await self._check_ancestors_owned(tenant, path)
 
-    async def _check_ancestors_owned(self, registration: Registration) -> None:
-        """RegistryError when a node between the tenant's and the instance's exists with
-        an ACL that is not exactly the tenant's: another identity made it first."""
-        ancestors = tenant_ancestors(registration.key.tenant, registration.path)
+    async def _check_ancestors_owned(self, tenant: str, path: str) -> None:
+        """RegistryError when a node between the tenant's and `path` exists with an ACL
+        that is not exactly the tenant's: another identity made it first."""
+        ancestors = tenant_ancestors(tenant, path)
         found = await asyncio.gather(
-            *(self.call(self.client.get_acls_async(path)) for path in ancestors),
+            *(self.call(self.client.get_acls_async(node)) for node in ancestors),
             return_exceptions=True,
         )
-        for path, result in zip(ancestors, found, strict=True):
+        for ancestor, result in zip(ancestors, found, strict=True):
             if isinstance(result, NoNodeError):
                 return  # it and the rest will be made with the tenant's ACL
             if isinstance(result, NoAuthError):
-                raise RegistryError(f"refusing to register under {path}: another identity owns it")
+                message = f"refusing to register under {ancestor}: another identity owns it"
+                raise RegistryError(message)
             if isinstance(result, BaseException):
                 raise result
             acls: list[ACL] = result[0]
             if not is_own_acl(acls, self.own_acl):
                 raise RegistryError(
-                    f"refusing to register under {path}: its ACL {describe_acls(acls)} "
+                    f"refusing to register under {ancestor}: its ACL {describe_acls(acls)} "
                     "is not the tenant's own"
                 )
 
@@ -322,11 +353,11 @@ class ZooKeeperRegistry:
             await self.call(self.client.ensure_path_async(path.rsplit("/", 1)[0]))
             await self.call(create())
 
-    async def _ensure_once(self, path: str, data: bytes) -> str | None:
+    async def _ensure_once(self, path: str, data: bytes, done: str = "registered") -> str | None:
         """One attempt; None when placed, else why the node must be tried again."""
         try:
             await self._create(path, data)
-            logger.info("registered %s", path)
+            logger.info("%s %s", done, path)
             return None
         except NodeExistsError:
             pass
@@ -348,6 +379,61 @@ class ZooKeeperRegistry:
             return f"replacing the node of session 0x{stat.ephemeralOwner:x} failed: {errors!r}"
         logger.info("replaced stale node of session 0x%x at %s", stat.ephemeralOwner, path)
         return None
+
+    # -- applied rules ------------------------------------------------------------
+
+    def report_applied(
+        self, tenant: str, service: str, kind: str, process: str, document: bytes | None
+    ) -> None:
+        """Keep `document` in the ephemeral node `applied/<kind>/<process>`, or remove it
+        (None); written in the background (see the top)."""
+        if self._closing:
+            return  # the session's end removes them all
+        path = f"{applied_path(tenant, service, kind)}/{process}"
+        if document is None:
+            self._applied.pop(path, None)
+        else:
+            self._applied[path] = (tenant, document)
+        self._applied_due.add(path)
+        self._write_applied_soon()
+
+    def _write_applied_soon(self) -> None:
+        writer = self._applied_writer
+        if self._applied_due and (writer is None or writer.done()):
+            self._applied_writer = asyncio.create_task(self._write_applied(), name="csf-applied")
+
+    async def _write_applied(self) -> None:
+        """Bring each due node to what is wanted of it now, one node at a time: reports
+        that came meanwhile are folded into one write."""
+        failures = 0
+        while self._applied_due:
+            await self._connected.wait()
+            path = self._applied_due.pop()
+            try:
+                blocked = await self._place_applied(path)
+            except _TRANSIENT as exc:
+                blocked = repr(exc)
+            except Exception as exc:  # refused: the next (re)connection tries again
+                logger.warning("cannot record %s: %r", path, exc)
+                continue
+            if blocked is None:
+                failures = 0
+                continue
+            self._applied_due.add(path)
+            failures += 1
+            logger.info("recording %s interrupted (%s); will retry", path, blocked)
+            await asyncio.sleep(_backoff(failures))
+
+    async def _place_applied(self, path: str) -> str | None:
+        """One try at making the node hold what is wanted (or be gone); None when done,
+        else why it must be tried again."""
+        wanted = self._applied.get(path)
+        if wanted is None:
+            await self._delete_own(path)
+            return None
+        tenant, document = wanted
+        await self._check_placeable(tenant, path)
+        return await self._ensure_once(path, document, done="recorded")
 
     # -- subscription -------------------------------------------------------------
 
@@ -482,7 +568,8 @@ class _Watch(ABC):
 
 
 class _RuleWatch(_Watch):
-    """Delivers the bytes of one rule node, or None while it does not exist."""
+    """Delivers the bytes and version of one rule node, or (None, -1) while it does not
+    exist."""
 
     KIND = "rule"
 
@@ -493,7 +580,11 @@ class _RuleWatch(_Watch):
 
     async def _read_and_deliver(self) -> None:
         found = await self._read_watched(self._path, self._registry.client.get_async)
-        self._listener(None if found is None else bytes(found[0]))
+        if found is None:
+            self._listener(None, -1)
+        else:
+            data, stat = found
+            self._listener(bytes(data), stat.version)
 
 
 class _LifecycleWatch(_RuleWatch):
@@ -505,7 +596,7 @@ class _LifecycleWatch(_RuleWatch):
         self._deliver_status = listener
         super().__init__(registry, path, self._on_data)
 
-    def _on_data(self, data: bytes | None) -> None:
+    def _on_data(self, data: bytes | None, version: int) -> None:
         if data is None:
             self._deliver_status(None)
             return

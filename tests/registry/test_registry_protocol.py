@@ -63,6 +63,7 @@ class MemoryRegistry:
         self.subscribers = subscribers
         self.closed = False
         self.rejections = Rejections()
+        self.applied: dict[str, bytes] = {}
 
     async def start(self) -> None:
         pass
@@ -85,6 +86,15 @@ class MemoryRegistry:
         self, tenant: str, service: str, kind: str, listener: RuleListener
     ) -> Subscription:
         return _Nothing()
+
+    def report_applied(
+        self, tenant: str, service: str, kind: str, process: str, document: bytes | None
+    ) -> None:
+        path = f"{tenant}/{service}/{kind}/{process}"
+        if document is None:
+            self.applied.pop(path, None)
+        else:
+            self.applied[path] = document
 
     def subscribe_subscribers(
         self, tenant: str, service: str, listener: SubscribersListener

@@ -26,11 +26,15 @@ class _Nothing:
 
 
 class RuleFeed:
-    """A registry that delivers the rule documents the test pushes, as ZooKeeper would."""
+    """A registry that delivers the rule documents the test pushes, as ZooKeeper would
+    (each with the next version), and keeps the applied nodes reported to it."""
 
     def __init__(self) -> None:
         self.listeners: dict[str, RuleListener] = {}
         self.rejections = Rejections()
+        self.versions: dict[str, int] = {}
+        self.applied: dict[tuple[str, str], bytes] = {}
+        """(kind, process) -> the applied node's document."""
 
     def subscribe_rule(
         self, tenant: str, service: str, kind: str, listener: RuleListener
@@ -38,12 +42,26 @@ class RuleFeed:
         self.listeners[kind] = listener
         return _Nothing()
 
+    def report_applied(
+        self, tenant: str, service: str, kind: str, process: str, document: bytes | None
+    ) -> None:
+        if document is None:
+            self.applied.pop((kind, process), None)
+        else:
+            self.applied[(kind, process)] = document
+
+    def give(self, kind: str, data: bytes) -> None:
+        """Set rule `kind` to `data`, as its next version."""
+        version = self.versions[kind] = self.versions.get(kind, -1) + 1
+        self.listeners[kind](data, version)
+
     def push(self, kind: str, **fields: Any) -> None:
         """Set rule `kind` to `fields` (with its schema)."""
-        self.listeners[kind](json.dumps({"schema": 1, **fields}).encode())
+        self.give(kind, json.dumps({"schema": 1, **fields}).encode())
 
     def delete(self, kind: str) -> None:
-        self.listeners[kind](None)
+        self.versions.pop(kind, None)
+        self.listeners[kind](None, -1)
 
 
 def service_rules(**rules: dict[str, Any]) -> tuple[ServiceRules, RuleFeed]:
