@@ -25,7 +25,7 @@ ensure_command() {
   [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "==> installing the Debian package $package"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$package" >/dev/null
 }
 
 # A virtual environment with CSF, its gateway and its dev tools; reinstalled when pyproject.toml changes.
@@ -36,7 +36,7 @@ ensure_venv() {
   local stamp="$VENV/.csf-installed"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     echo "==> installing CSF and its dev tools into $VENV"
-    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev,gateway,reflection]"
+    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev,gateway,console,reflection]"
     touch "$stamp"
   fi
 }

@@ -5,4 +5,4 @@ source "$(dirname "$0")/_setup.sh"
 [ -n "${CSF_ZK:-}" ] || ensure_zookeeper
 ensure_venv
 cd "$ROOT"
-exec "$PY" -m demo
+exec "$PY" -m demo "$@"

@@ -3,6 +3,7 @@
 # suites (behaviour mutants and mutmut); CI runs all of it.
 source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
+ensure_command chromium chromium  # the console's browser tests
 ensure_venv
 cd "$ROOT"
 
@@ -10,7 +11,7 @@ echo "==> ruff"
 "$VENV/bin/ruff" check csf demo tests scripts benchmarks
 "$VENV/bin/ruff" format --check csf demo tests scripts benchmarks
 echo "==> mypy --strict"
-"$VENV/bin/mypy" --strict csf demo/providers.py demo/__main__.py demo/gateway.py scripts/mutants.py scripts/mutmut_score.py
+"$VENV/bin/mypy" --strict csf demo/providers.py demo/__main__.py demo/gateway.py demo/console.py scripts/mutants.py scripts/mutmut_score.py
 
 # One pytest run, so its closing line counts every test: the slow ones too when asked.
 # CI (or --mutants) first runs the behaviour-mutation suite (each README promise broken
@@ -30,7 +31,7 @@ done
 
 # uvloop, CSF's opt-in event loop (the extra): tests/test_uvloop.py and the last run need it.
 "$PY" -c "import uvloop" 2>/dev/null \
-  || "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev,gateway,reflection,uvloop]"
+  || "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[dev,gateway,console,reflection,uvloop]"
 
 if [ -n "$mutants" ]; then
   echo "==> behaviour mutants and mutmut (scripts/mutants.py --mutmut)"

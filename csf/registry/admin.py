@@ -70,6 +70,10 @@ class Refused(RegistryError):
     """The operation is not allowed (validation, illegal transition, missing node)."""
 
 
+class NotPermitted(Refused):
+    """ZooKeeper refused the credentials: the node is not the tenant's (or not theirs)."""
+
+
 def _json(data: bytes) -> Any:
     """A node's JSON document; None for data that is not JSON CSF could use."""
     try:
@@ -116,7 +120,7 @@ class RegistryAdmin:
     def refusal(self, path: str, error: BaseException) -> Refused:
         """One line saying why ZooKeeper refused an operation on `path`."""
         if isinstance(error, NoAuthError):
-            return Refused(f"ZooKeeper refused {path}: {self._no_access}")
+            return NotPermitted(f"ZooKeeper refused {path}: {self._no_access}")
         if isinstance(error, NodeExistsError):
             return Refused(f"{path} was created meanwhile by someone else; try again")
         if isinstance(error, BadVersionError):
@@ -287,10 +291,15 @@ class RegistryAdmin:
             raise Refused(f"{app} is not subscribed to {service}") from None
 
     def existing(self, service: str) -> str:
-        """`service`, if the tenant has a node for it; else Refused, so that a view of a
-        misspelt service is an error, not an empty table."""
-        if self._call(self.client.exists, self._service(service)) is None:
-            raise Refused(f"{service} is not a service of tenant {self.tenant}: no node for it")
+        """`service`, if the tenant has a node for it that its credentials may read; else
+        Refused, so that a view of a misspelt service is an error, not an empty table
+        (NotPermitted for a node someone else owns)."""
+        try:
+            self._call(self.client.get_children, self._service(service))
+        except NoNodeError:
+            raise Refused(
+                f"{service} is not a service of tenant {self.tenant}: no node for it"
+            ) from None
         return service
 
     def subscriptions(self, service: str) -> list[str]:

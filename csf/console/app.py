@@ -1,0 +1,101 @@
+"""The console as an ASGI app: `create_app(settings)`, the routes of DESIGN section 7."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from csf.console import (
+    app_pages,
+    call_pages,
+    events,
+    import_pages,
+    login_pages,
+    rule_pages,
+    service_pages,
+)
+from csf.console.metrics import LiveMetrics
+from csf.console.sessions import Logins
+from csf.console.settings import ConsoleSettings
+from csf.console.web import NotLoggedIn, Refusal, done, render
+
+RULE = "/services/{code}/rules/{kind}"
+
+
+async def _home(request: Request) -> Response:
+    return done("/services")
+
+
+async def _not_logged_in(request: Request, exc: Exception) -> Response:
+    if request.method == "GET":
+        return done("/login")
+    # A POST without a login changes nothing: the same answer as a missing CSRF token.
+    return render(request, "error.html", {"error": "log in first"}, 403)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    return render(request, "error.html", {"error": str(exc)}, exc.status)
+
+
+def create_app(settings: ConsoleSettings) -> Starlette:
+    """The console over `settings.registry`; each login opens its own ZooKeeper session."""
+    url = settings.zookeeper
+    logins = Logins(
+        url,
+        open_tenants=settings.open_tenants,
+        idle_s=settings.idle_s,
+        max_logins=settings.max_logins,
+    )
+    live_metrics = LiveMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await logins.close()
+            await live_metrics.close()
+
+    routes = [
+        Route("/", _home),
+        Route("/login", login_pages.login_form, methods=["GET"]),
+        Route("/login", login_pages.login, methods=["POST"]),
+        Route("/logout", login_pages.logout, methods=["POST"]),
+        Route("/services", service_pages.services),
+        Route("/services/{code}", service_pages.service),
+        Route("/services/{code}/lifecycle", service_pages.lifecycle, methods=["POST"]),
+        Route("/services/{code}/call", call_pages.call_form, methods=["GET"]),
+        Route("/services/{code}/call", call_pages.call, methods=["POST"]),
+        Route("/import", import_pages.import_form, methods=["GET"]),
+        Route("/import", import_pages.preview, methods=["POST"]),
+        Route("/import/confirm", import_pages.confirm, methods=["POST"]),
+        Route("/apps", app_pages.apps, methods=["GET"]),
+        Route("/apps", app_pages.add_app, methods=["POST"]),
+        Route("/apps/{app}/subscriptions", app_pages.subscribe, methods=["POST"]),
+        Route("/apps/{app}/subscriptions/{code}/delete", app_pages.unsubscribe, methods=["POST"]),
+        Route(RULE, rule_pages.rule, methods=["GET"]),
+        Route(RULE, rule_pages.preview, methods=["POST"]),
+        Route(RULE + "/confirm", rule_pages.confirm, methods=["POST"]),
+        Route(RULE + "/history", rule_pages.history),
+        Route(RULE + "/rollback", rule_pages.rollback, methods=["POST"]),
+        Route(RULE + "/delete", rule_pages.delete, methods=["POST"]),
+        Route("/events", events.events),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={NotLoggedIn: _not_logged_in, Refusal: _refused},
+        lifespan=lifespan,
+    )
+    app.state.logins = logins
+    app.state.live_metrics = live_metrics
+    app.state.settings = settings
+    return app

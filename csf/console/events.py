@@ -1,0 +1,60 @@
+"""GET /events: Server-Sent Events carrying an open page's live parts.
+
+The page names what it shows (`view` and its parameters); every `refresh_s` the parts
+are rendered again from ZooKeeper and sent only when they changed, as one JSON object
+`{element id: html}` that the page's script puts in place. The parts are the same
+autoescaped templates the page was rendered with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from csf.console.live_parts import for_view
+from csf.console.sessions import Login
+from csf.console.web import SECURITY_HEADERS, Refusal, login_of
+
+KEEPALIVE_S = 15.0
+
+
+async def events(request: Request) -> Response:
+    login = login_of(request)
+    parts = for_view(request, login)
+    if parts is None:
+        raise Refusal("events: unknown view")
+    refresh_s: float = request.app.state.settings.refresh_s
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _stream(request, login, parts, refresh_s), media_type="text/event-stream", headers=headers
+    )
+
+
+async def _stream(
+    request: Request,
+    login: Login,
+    parts: Callable[[], Awaitable[dict[str, str]]],
+    refresh_s: float,
+) -> AsyncIterator[str]:
+    sent: dict[str, str] = {}
+    quiet = 0.0
+    logins = request.app.state.logins
+    while not await request.is_disconnected() and logins.find_id(login.id) is not None:
+        try:
+            current = await parts()
+        except Refusal as exc:
+            current = {"live-error": str(exc)}
+        changed = {key: html for key, html in current.items() if sent.get(key) != html}
+        if changed:
+            sent.update(changed)
+            quiet = 0.0
+            yield f"data: {json.dumps(changed)}\n\n"
+        elif quiet >= KEEPALIVE_S:
+            quiet = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(refresh_s)
+        quiet += refresh_s

@@ -1,0 +1,216 @@
+"""What the console's pages show, read from ZooKeeper (blocking: run in a worker thread).
+
+A list page reads only its page: the service codes come from one listing of the tenant
+node, and the status and provider counts only for the codes shown, their reads sent
+together. Whatever another writer left in a node shows as what it is (an unknown status,
+no descriptor), never as an error of the page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.exceptions import KazooException, NoNodeError
+
+from csf._exceptions import ConfigError
+from csf.config import check_name
+from csf.console.metrics import NO_METRICS, NOT_SCRAPED, endpoint
+from csf.gateway.catalogue import build
+from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin
+from csf.registry.applied import summarize
+from csf.registry.descriptors import DescriptorError, parse_stored
+from csf.registry.lifecycle import STATUSES
+from csf.registry.paths import rule_path, service_path
+from csf.rules import PARSERS
+
+PAGE_SIZE = 50
+MAX_QUERY = 128
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    code: str
+    valid: bool  # a name CSF accepts (another writer's node may not be)
+    status: str
+    providers: dict[str, int]  # "cluster/group" -> instances
+
+
+@dataclass(frozen=True)
+class ServicePage:
+    rows: list[ServiceRow]
+    total: int
+    page: int
+    pages: int
+    query: str
+
+
+def valid_name(name: str) -> bool:
+    """A name CSF accepts (a node another writer made may carry any other)."""
+    try:
+        check_name("name", name)
+    except ConfigError:
+        return False
+    return True
+
+
+def _result(async_result: Any, default: Any) -> Any:
+    try:
+        return async_result.get()
+    except KazooException:
+        return default
+
+
+def _status(admin: RegistryAdmin, code: str) -> str:
+    statuses = {
+        str(doc.get("status")) if doc.get("status") in STATUSES else "unknown"
+        for doc in admin.descriptors(code).values()
+    }
+    if not statuses:
+        return "no descriptor"
+    return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
+
+
+def _provider_counts(admin: RegistryAdmin, code: str) -> dict[str, int]:
+    client = admin.client
+    clusters = f"{service_path(admin.tenant, code)}/clusters"
+    counts = {}
+    for cluster in sorted(_result(client.get_children_async(clusters), [])):
+        groups = _result(client.get_children_async(f"{clusters}/{cluster}"), [])
+        pending = {
+            group: client.get_children_async(f"{clusters}/{cluster}/{group}")
+            for group in sorted(groups)
+        }
+        for group, result in pending.items():
+            counts[f"{cluster}/{group}"] = len(_result(result, []))
+    return counts
+
+
+def page_number(text: str) -> int:
+    """A `page=` parameter as a page number; 1 for anything that is not one."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 1
+
+
+def service_page(admin: RegistryAdmin, query: str, page: int) -> ServicePage:
+    """One page of the tenant's services whose code contains `query` (any case)."""
+    query = query[:MAX_QUERY]
+    needle = query.casefold()
+    codes = [code for code in admin.services() if needle in code.casefold()]
+    pages = max(1, math.ceil(len(codes) / PAGE_SIZE))
+    page = min(max(1, page), pages)
+    rows = []
+    for code in codes[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+        valid = valid_name(code)
+        rows.append(
+            ServiceRow(
+                code,
+                valid,
+                _status(admin, code) if valid else "not a valid name",
+                _provider_counts(admin, code) if valid else {},
+            )
+        )
+    return ServicePage(rows, len(codes), page, pages, query)
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    name: str
+    status: str
+    version: str
+    methods: list[dict[str, Any]]  # name, kind, input/output type names and fields
+    problem: str | None  # why the stored descriptor cannot be read
+
+
+def _fields(message: Any) -> list[str]:
+    return [f"{f.name}: {f.message_type.full_name if f.message_type else f.type}"
+            for f in message.DESCRIPTOR.fields]  # fmt: skip
+
+
+def grpc_services(admin: RegistryAdmin, code: str) -> list[GrpcService]:
+    """The service's gRPC services, their methods and message types, read from the
+    stored FileDescriptorSet (what the gateway would serve)."""
+    base = f"{service_path(admin.tenant, code)}/services"
+    found = []
+    for name in admin.ls(base) if admin.client.exists(base) else []:
+        data, _ = admin.client.get(f"{base}/{name}")
+        try:
+            built = build((code, name), data)
+            version = parse_stored(data)[0].version
+        except (DescriptorError, ValueError) as exc:
+            found.append(GrpcService(name, "unknown", "", [], str(exc)[:300]))
+            continue
+        methods = [
+            {
+                "name": method.name,
+                "kind": method.kind,
+                "input": method.input.DESCRIPTOR.full_name,
+                "output": method.output.DESCRIPTOR.full_name,
+                "input_fields": _fields(method.input),
+                "output_fields": _fields(method.output),
+            }
+            for method in built.methods
+        ]
+        found.append(GrpcService(name, built.status, version, methods, None))
+    return found
+
+
+def service_view(admin: RegistryAdmin, code: str) -> dict[str, Any]:
+    """Everything the service page shows."""
+    admin.existing(code)
+    try:
+        rules = admin.rules(code)
+    except Refused:
+        rules = {}
+    return {
+        "code": code,
+        "grpc_services": grpc_services(admin, code),
+        # The first paint; the page's live part puts the last scrape's health in place.
+        "providers": [
+            {**p, "health": NOT_SCRAPED if endpoint(p) else NO_METRICS}
+            for p in admin.providers(code)
+        ],
+        "rule_kinds": sorted(PARSERS),
+        "actions": sorted(LIFECYCLE),
+        "subscribers": admin.subscriptions(code),
+        "rules": rules,
+    }
+
+
+@dataclass(frozen=True)
+class RuleState:
+    document: Any  # None: no rule, or not JSON
+    text: str | None  # the node's data as text; None: no rule
+    version: int  # -1: no rule
+
+
+def rule_state(admin: RegistryAdmin, code: str, kind: str) -> RuleState:
+    """A service's rule of `kind` as its node holds it now."""
+    admin.existing(code)
+    try:
+        data, stat = admin.client.get(rule_path(admin.tenant, code, kind))
+    except NoNodeError:
+        return RuleState(None, None, -1)
+    text = data.decode("utf-8", "replace")
+    try:
+        return RuleState(json.loads(data), text, stat.version)
+    except ValueError:
+        return RuleState(None, text, stat.version)
+
+
+def rule_view(admin: RegistryAdmin, code: str, kind: str) -> dict[str, Any]:
+    """The rule page's live part: the rule in force, its version and who applied it."""
+    state = rule_state(admin, code, kind)
+    version = None if state.version < 0 else state.version
+    return {
+        "code": code,
+        "kind": kind,
+        "state": state,
+        "pretty": pretty(state.document) if state.document is not None else state.text,
+        "applied": summarize(admin.applied(code, kind), version),
+    }
+
+
+def pretty(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"

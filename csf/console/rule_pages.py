@@ -1,0 +1,131 @@
+"""A service's rules: GET/POST /services/<code>/rules/<kind> (the form, or raw JSON in
+field `json`), POST .../confirm after the diff, GET .../history, POST .../rollback
+(`version`) and POST .../delete.
+
+Saving is two steps: the POST validates the new document exactly as `csf-registry rule
+set` does (the consumers' parser, and no method nothing declares) and shows the diff
+against the version read; the confirm writes it only over that version, so an edit made
+meanwhile by someone else is refused instead of lost.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from csf.console import reads, rule_forms
+from csf.console.sessions import Login
+from csf.console.web import Refusal, checked_form, done, field, in_thread, login_of, render
+from csf.rules import PARSERS, RuleError, parse_rule
+
+MAX_RULE_CHARS = 1024 * 1024
+
+
+def _kind(request: Request) -> str:
+    kind = str(request.path_params["kind"])
+    if kind not in PARSERS:
+        raise Refusal(f"{kind[:64]!r} is not a rule kind: {', '.join(sorted(PARSERS))}", 404)
+    return kind
+
+
+def _url(code: str, kind: str, tail: str = "") -> str:
+    return f"/services/{quote(code, safe='')}/rules/{kind}{tail}"
+
+
+async def _page(
+    request: Request, login: Login, code: str, kind: str, status: int = 200, **extra: Any
+) -> Response:
+    view = await in_thread(login, reads.rule_view, login.admin, code, kind)
+    context = {
+        **view,
+        "fields": rule_forms.FIELDS.get(kind, ()),
+        "shown": rule_forms.shown,
+        "json_text": view["pretty"] or "",
+    }
+    return render(request, "rule.html", {**context, **extra}, status)
+
+
+async def rule(request: Request) -> Response:
+    login = login_of(request)
+    return await _page(request, login, request.path_params["code"], _kind(request))
+
+
+async def preview(request: Request) -> Response:
+    login = login_of(request)
+    form = await checked_form(request, login)
+    code, kind = request.path_params["code"], _kind(request)
+    state = await in_thread(login, reads.rule_state, login.admin, code, kind)
+    current, text, version = state.document, state.text, state.version
+    raw = field(form, "json", MAX_RULE_CHARS)
+    try:
+        if raw:
+            new = json.loads(raw)
+        elif kind in rule_forms.FIELDS:
+            values = {name: field(form, name) for name in rule_forms.FIELDS[kind]}
+            new = rule_forms.from_form(kind, values, current)
+        else:
+            raise Refusal(f"{kind}: give the rule as JSON")
+        data = json.dumps(new).encode()
+        parse_rule(kind, data)
+        await in_thread(login, login.admin.check_rule, code, kind, data)
+    except (ValueError, RuleError, Refusal) as exc:  # the page again, nothing written
+        extra = {"json_text": raw} if raw else {}
+        return await _page(request, login, code, kind, 400, error=str(exc), **extra)
+    diff = difflib.unified_diff(
+        (reads.pretty(current) if current is not None else (text or "")).splitlines(True),
+        reads.pretty(new).splitlines(True),
+        f"version {version}" if version >= 0 else "(no rule)",
+        "new version",
+    )
+    token = login.keep((kind, data, version))
+    return render(
+        request,
+        "rule_diff.html",
+        {"code": code, "kind": kind, "diff": list(diff), "token": token, "version": version},
+    )
+
+
+async def confirm(request: Request) -> Response:
+    login = login_of(request)
+    form = await checked_form(request, login)
+    code, kind = request.path_params["code"], _kind(request)
+    pending = login.pending.pop(field(form, "token", 64), None)
+    if not isinstance(pending, tuple) or pending[0] != kind:
+        raise Refusal("rule: nothing to confirm (already written, or the diff is gone)")
+    _, data, version = pending
+    try:
+        await in_thread(login, lambda: login.admin.set_rule(code, kind, data, over=version))
+    except Refusal as exc:
+        raise Refusal(f"{exc}; nothing was written: look at it again and retry") from None
+    return done(_url(code, kind))
+
+
+async def history(request: Request) -> Response:
+    login = login_of(request)
+    code, kind = request.path_params["code"], _kind(request)
+    entries = await in_thread(login, login.admin.rule_history, code, kind)
+    return render(request, "rule_history.html", {"code": code, "kind": kind, "entries": entries})
+
+
+async def rollback(request: Request) -> Response:
+    login = login_of(request)
+    form = await checked_form(request, login)
+    code, kind = request.path_params["code"], _kind(request)
+    text = field(form, "version", 12)
+    if not (text.isascii() and text.isdigit()):
+        raise Refusal(f"version: {text!r} is not a version number")
+    await in_thread(login, login.admin.rollback_rule, code, kind, int(text))
+    return done(_url(code, kind))
+
+
+async def delete(request: Request) -> Response:
+    login = login_of(request)
+    await checked_form(request, login)
+    code, kind = request.path_params["code"], _kind(request)
+    await in_thread(login, login.admin.remove_rule, code, kind)
+    return done(f"/services/{quote(code, safe='')}")

@@ -1,0 +1,172 @@
+"""The console's HTTP contract (DESIGN section 7) without a browser: every POST needs the
+login's CSRF token, a refused action answers 400 (403 for a node that is not the
+tenant's) with the reason, a done one redirects, and the cookie holds only an id."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl
+from starlette.routing import Route
+
+from csf.console import ConsoleSettings, create_app
+from csf.registry.paths import apps_path, rule_path, tenant_path
+from tests.console.conftest import Console, Operator, OperatorCli
+
+POST_ROUTES = sorted(
+    route.path
+    for route in create_app(ConsoleSettings("zk://127.0.0.1:1")).routes
+    if isinstance(route, Route) and "POST" in (route.methods or ())
+)
+
+
+async def _logged_in(console: Console, operator: Operator) -> tuple[httpx.AsyncClient, str]:
+    client = httpx.AsyncClient(base_url=console.url)
+    answer = await client.post(
+        "/login",
+        data={"tenant": operator.tenant, "user": operator.user, "password": operator.password},
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/services"
+    page = await client.get("/services")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    return client, token.group(1)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(
+    console: Console, operator: Operator
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    logged_in = await _logged_in(console, operator)
+    yield logged_in
+    await logged_in[0].aclose()
+
+
+async def test_every_post_without_the_csrf_token_is_403_and_writes_nothing(
+    client: tuple[httpx.AsyncClient, str], operator_kazoo: KazooClient, operator: Operator
+) -> None:
+    http, _ = client
+    assert "/login" in POST_ROUTES and len(POST_ROUTES) >= 12
+    before = operator_kazoo.get_children(tenant_path(operator.tenant))
+    for path in POST_ROUTES:
+        if path == "/login":
+            continue
+        concrete = path.replace("{code}", "XIESR").replace("{kind}", "timeout")
+        concrete = concrete.replace("{app}", "web")
+        fields = {"app": "web", "action": "online", "json": '{"schema": 1}', "version": "0"}
+        answer = await http.post(concrete, data=fields)
+        assert answer.status_code == 403, (path, answer.status_code)
+    not_ascii = await http.post("/apps", data={"app": "web", "csrf_token": "t\u00f6ken"})
+    assert not_ascii.status_code == 403
+    assert operator_kazoo.get_children(tenant_path(operator.tenant)) == before
+    assert (await http.get("/services")).status_code == 200  # still logged in
+
+
+async def test_the_cookie_is_an_opaque_signed_id_marked_httponly_and_samesite_strict(
+    console: Console, operator: Operator
+) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        answer = await http.post(
+            "/login",
+            data={"tenant": operator.tenant, "user": operator.user, "password": operator.password},
+        )
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        value = cookie.split(";")[0].split("=", 1)[1]
+        assert operator.tenant not in value and operator.password not in value
+        login_id, signature = value.rsplit(".", 1)
+        forged = f"{login_id}.{'0' * len(signature)}"
+    async with httpx.AsyncClient(base_url=console.url, cookies={"csf_console": forged}) as http:
+        answer = await http.get("/services")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+async def test_a_refused_action_is_400_with_the_reason_and_a_done_one_redirects(
+    client: tuple[httpx.AsyncClient, str],
+    cli: OperatorCli,
+    descriptor_file: Path,
+    operator_kazoo: KazooClient,
+    operator: Operator,
+) -> None:
+    http, token = client
+    await cli("import", str(descriptor_file))
+    refused = await http.post(
+        "/services/XIESR/lifecycle", data={"action": "open", "csrf_token": token}
+    )
+    assert refused.status_code == 400
+    assert "&#39;open&#39; needs it to be online" in refused.text
+    unknown = await http.post(
+        "/services/XIESR/lifecycle", data={"action": "explode", "csrf_token": token}
+    )
+    assert unknown.status_code == 400 and "is not one of" in unknown.text
+    done = await http.post(
+        "/services/XIESR/lifecycle", data={"action": "online", "csrf_token": token}
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/services/XIESR"
+    added = await http.post("/apps", data={"app": "web", "csrf_token": token})
+    assert added.status_code == 303
+    assert operator_kazoo.exists(f"{apps_path(operator.tenant)}/web") is not None
+    bad_name = await http.post("/apps", data={"app": "../x", "csrf_token": token})
+    assert bad_name.status_code == 400 and "not a valid name" in bad_name.text
+
+
+async def test_a_node_of_someone_else_under_the_tenant_is_403(
+    client: tuple[httpx.AsyncClient, str], operator_kazoo: KazooClient, operator: Operator
+) -> None:
+    http, _ = client
+    foreign = [make_digest_acl("intruder", "their-password", all=True)]
+    operator_kazoo.create(f"{tenant_path(operator.tenant)}/FOREIGN", b"", acl=foreign)
+    answer = await http.get("/services/FOREIGN")
+    assert answer.status_code == 403
+    assert "do not grant access" in answer.text
+
+
+async def test_logout_closes_the_login(client: tuple[httpx.AsyncClient, str]) -> None:
+    http, token = client
+    assert (await http.post("/logout", data={"csrf_token": token})).status_code == 303
+    answer = await http.get("/services")
+    assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+
+async def test_an_identity_with_less_than_every_permission_on_the_root_cannot_log_in(
+    console: Console, operator: Operator, operator_kazoo: KazooClient
+) -> None:
+    viewer = make_digest_acl("viewer", "viewer-password", read=True)
+    acls, stat = operator_kazoo.get_acls(tenant_path(operator.tenant))
+    operator_kazoo.set_acls(tenant_path(operator.tenant), [*acls, viewer], stat.aversion)
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        fields = {"tenant": operator.tenant, "user": "viewer", "password": "viewer-password"}
+        answer = await http.post("/login", data=fields)
+    assert answer.status_code == 400 and "not accepted" in answer.text
+
+
+async def test_a_rule_changed_between_its_diff_and_its_confirm_is_not_overwritten(
+    client: tuple[httpx.AsyncClient, str],
+    cli: OperatorCli,
+    descriptor_file: Path,
+    operator_kazoo: KazooClient,
+    operator: Operator,
+) -> None:
+    http, token = client
+    await cli("import", str(descriptor_file))
+    preview = await http.post(
+        "/services/XIESR/rules/timeout",
+        data={"json": '{"schema": 1, "timeout_ms": 100}', "csrf_token": token},
+    )
+    assert preview.status_code == 200
+    confirm = re.search(r'name="token" value="([^"]+)"', preview.text)
+    assert confirm is not None
+    await cli("rule", "set", "XIESR", "timeout", "--json", '{"schema": 1, "timeout_ms": 900}')
+    answer = await http.post(
+        "/services/XIESR/rules/timeout/confirm",
+        data={"token": confirm.group(1), "csrf_token": token},
+    )
+    assert answer.status_code == 400 and "nothing was written" in answer.text
+    data, _ = operator_kazoo.get(rule_path(operator.tenant, "XIESR", "timeout"))
+    assert json.loads(data)["timeout_ms"] == 900
