@@ -25,6 +25,7 @@ import dataclasses
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
 from csf.config import ZooKeeperURL, parse_registry_url
+from csf.console.settings import DEFAULT_REFRESH_S
 from csf.registry.access import ensure_shared_parents
 from csf.registry.admin import RegistryAdmin
 from csf.registry.descriptors import export, parse
@@ -47,6 +49,7 @@ from csf.testing.zookeeper import LocalZooKeeper, free_port
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "console.json"
 TENANT, USER, PASSWORD = "BenchTenant", "ops", "ops-password-1"
+REFRESH_S = DEFAULT_REFRESH_S
 CHUNK = 50  # descriptors per import transaction (each ~4 KB; ZooKeeper takes 1 MB at once)
 
 
@@ -118,6 +121,9 @@ async def _change_seen(
         await anext(lines)  # the first update: the page as it is
         for index in range(rounds):
             action, status = ("offline", "offline") if index % 2 == 0 else ("online", "online")
+            # Lines arrive as the page is read again: a change made just after one waits
+            # a whole period. Writing at a random point of the period samples them all.
+            await asyncio.sleep(random.uniform(0, REFRESH_S))
             started = time.perf_counter()
             await asyncio.to_thread(admin.transition, code, action)
             async with asyncio.timeout(10):

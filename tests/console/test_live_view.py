@@ -44,7 +44,7 @@ async def calling(consumer: csf.Consumer) -> AsyncIterator[list[int]]:
             await task
 
 
-async def test_the_service_page_charts_calls_scraped_from_the_announced_port_and_shows_providers_come_and_go(  # noqa: E501
+async def test_the_service_page_charts_scraped_calls_and_shows_providers_come_and_go(
     page: Page, console: Console, operator: Operator, zookeeper: LocalZooKeeper, tmp_path: Path
 ) -> None:
     registry = f"{zookeeper.url}?{operator.url_digest}"
