@@ -316,21 +316,20 @@ class TimeoutRule(FlatRule):
 
 
 Rule = WeightRule | RouteRule | FlatRule | SetRule
+FLAT_RULES: tuple[type[FlatRule], ...] = (
+    BreakerRule,
+    DegradeRule,
+    RateLimitRule,
+    ConcurrencyRule,
+    RetryRule,
+    TimeoutRule,
+)
+"""The kinds whose keys are checked one by one (`CHECKS`), service-wide and per method."""
 PARSERS: Mapping[str, Callable[[bytes], Rule]] = {
     "weight": WeightRule.parse,
     "route": RouteRule.parse,
     "set": SetRule.parse,
-    **{
-        kind.KIND: kind.parse
-        for kind in (
-            BreakerRule,
-            DegradeRule,
-            RateLimitRule,
-            ConcurrencyRule,
-            RetryRule,
-            TimeoutRule,
-        )
-    },
+    **{kind.KIND: kind.parse for kind in FLAT_RULES},
 }
 
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import logging
 import os
+import signal
 import sys
 import tempfile
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import csf
 from csf.testing.zookeeper import LocalZooKeeper, ZooKeeperUnavailable
@@ -48,16 +52,42 @@ async def run_demo(registry: str, snapshot_dir: Path, keep: bool = False) -> Non
         print(f"provider process up at {address}")
     try:
         async with console_beside(registry, TENANT):
-            await _calls(registry, snapshot_dir, processes)
+            if not await _until_stopped(_calls(registry, snapshot_dir, processes)):
+                return
             if keep:
-                print("running until Ctrl-C: try the console")
-                await asyncio.Event().wait()
+                print("running until Ctrl-C (or SIGTERM): try the console")
+                await _until_stopped(asyncio.Event().wait())
     finally:
         for process in processes:
             if process.returncode is None:
                 process.terminate()
         await asyncio.gather(*(process.wait() for process in processes))
     print("demo finished: every call succeeded")
+
+
+async def _until_stopped(work: Coroutine[Any, Any, object]) -> bool:
+    """Run `work` unless Ctrl-C or SIGTERM comes first (then it is cancelled, and
+    everything the demo started is stopped as it unwinds); whether it finished."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        stopped.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    print("stopped: stopping the providers, the console and ZooKeeper")
+    return False
 
 
 async def _calls(

@@ -10,18 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import urllib.request
 from collections.abc import AsyncIterator
 
 from csf.testing.zookeeper import free_port
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return int(reply.status)
-    except OSError:
-        return 0
+from demo.gateway import wait_serving
 
 
 @contextlib.asynccontextmanager
@@ -35,9 +27,7 @@ async def console_beside(registry: str, tenant: str) -> AsyncIterator[str]:
         stdin=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        async with asyncio.timeout(30):
-            while await asyncio.to_thread(_status, base + "/login") != 200:  # noqa: ASYNC110 (bounded)
-                await asyncio.sleep(0.1)
+        await wait_serving(base + "/login")
         print(f"csf-console: {base}/login  (tenant {tenant}; no user or password: it is open)")
         yield base
     finally:

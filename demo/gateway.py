@@ -46,6 +46,13 @@ def _get(url: str) -> int:
         return 0
 
 
+async def wait_serving(url: str) -> None:
+    """Until GET `url` answers 200, for at most 30 seconds."""
+    async with asyncio.timeout(30):
+        while await asyncio.to_thread(_get, url) != 200:  # noqa: ASYNC110 (bounded)
+            await asyncio.sleep(0.1)
+
+
 async def _post(url: str, headers: dict[str, str], body: bytes) -> str:
     """The answer (an error's JSON too), through curl as shown, or urllib without curl."""
     if shutil.which("curl"):
@@ -77,9 +84,7 @@ async def show_gateway(registry: str, tenant: str, work: Path) -> None:
         stdin=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        async with asyncio.timeout(30):
-            while await asyncio.to_thread(_get, base + "/healthz") != 200:  # noqa: ASYNC110 (bounded)
-                await asyncio.sleep(0.1)
+        await wait_serving(base + "/healthz")
         print(f"csf-gateway serving XIESR on {base}")
         body = b'{"name": "curl"}'
         headers = signed_headers(APP, SECRET, "POST", PATH, body)

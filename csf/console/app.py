@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
+from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from csf.console import (
     app_pages,
@@ -27,6 +26,25 @@ from csf.console.settings import ConsoleSettings
 from csf.console.web import NotLoggedIn, Refusal, done, render
 
 RULE = "/services/{code}/rules/{kind}"
+
+
+# The console's own style and script, read once from the package: however it is installed
+# (a wheel, a strict editable install's links), they are served from memory.
+STATIC = {
+    name: (resources.files("csf.console").joinpath("static", name).read_bytes(), media_type)
+    for name, media_type in (
+        ("console.css", "text/css; charset=utf-8"),
+        ("console.js", "text/javascript; charset=utf-8"),
+    )
+}
+
+
+async def _static_file(request: Request) -> Response:
+    found = STATIC.get(request.path_params["name"])
+    if found is None:
+        return Response(status_code=404)
+    content, media_type = found
+    return Response(content, media_type=media_type, headers={"Cache-Control": "max-age=300"})
 
 
 async def _home(request: Request) -> Response:
@@ -88,7 +106,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
         Route(RULE + "/rollback", rule_pages.rollback, methods=["POST"]),
         Route(RULE + "/delete", rule_pages.delete, methods=["POST"]),
         Route("/events", events.events),
-        Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
+        Route("/static/{name}", _static_file),
     ]
     app = Starlette(
         routes=routes,

@@ -21,14 +21,13 @@ from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csf.console import reads
 from csf.console.caller import APP, Caller
 from csf.console.web import Refusal, checked_form, field, in_thread, login_of, render
 from csf.gateway import transcode
-from csf.gateway.catalogue import Method, build
+from csf.gateway.catalogue import Method
 from csf.gateway.errors import HttpError, from_rpc, refused_by_csf
 from csf.registry.admin import RegistryAdmin
-from csf.registry.descriptors import DescriptorError
-from csf.registry.paths import service_path
 
 MAX_REQUEST_CHARS = 512 * 1024  # below the form parser's 1 MiB a field: our reason shows
 MAX_TIMEOUT_S = 30.0
@@ -71,16 +70,12 @@ def _choices(admin: RegistryAdmin, code: str) -> list[Choice]:
     """The methods of every gRPC service of `code` whose stored descriptor compiles
     (the service page says why another does not). Blocking: runs in a worker thread."""
     admin.existing(code)
-    base = f"{service_path(admin.tenant, code)}/services"
-    choices = []
-    for grpc_service in admin.ls(base) if admin.client.exists(base) else []:
-        data, _ = admin.client.get(f"{base}/{grpc_service}")
-        try:
-            built = build((code, grpc_service), data)
-        except DescriptorError:
-            continue
-        choices += [Choice(method, built.status) for method in built.methods]
-    return choices
+    return [
+        Choice(method, built.status)
+        for _, _, built in reads.compiled(admin, code)
+        if not isinstance(built, str)
+        for method in built.methods
+    ]
 
 
 def _timeout(text: str) -> float:

@@ -15,7 +15,7 @@ import typer
 import uvicorn
 
 from csf._exceptions import ConfigError
-from csf.config import check_host
+from csf._serve_flags import check_serve_flags
 from csf.console.app import create_app
 from csf.console.settings import DEFAULT_IDLE_S, ConsoleSettings
 
@@ -39,12 +39,7 @@ def serve(
 ) -> None:
     """Serve the console for every tenant of a registry; each operator logs in to one."""
     try:
-        check_host("--host", host)
-        level = log_level.upper()
-        if not isinstance(logging.getLevelName(level), int):
-            raise ConfigError(f"--log-level: {log_level!r} is not a logging level")
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--port: {port} is not 0 to 65535")
+        level = check_serve_flags(host, port, log_level)
         console = create_app(ConsoleSettings(registry, open_tenants=open_tenants, idle_s=idle))
     except ConfigError as exc:
         print(f"csf-console: {exc}", file=sys.stderr)

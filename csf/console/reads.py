@@ -19,7 +19,7 @@ from kazoo.exceptions import KazooException, NoNodeError
 from csf._exceptions import ConfigError
 from csf.config import check_name
 from csf.console.metrics import NO_METRICS, NOT_SCRAPED, endpoint
-from csf.gateway.catalogue import build
+from csf.gateway.catalogue import Built, build
 from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin
 from csf.registry.applied import summarize
 from csf.registry.descriptors import DescriptorError, parse_stored
@@ -147,18 +147,27 @@ def _fields(message: Any) -> list[str]:
             for f in message.DESCRIPTOR.fields]  # fmt: skip
 
 
-def grpc_services(admin: RegistryAdmin, code: str) -> list[GrpcService]:
-    """The service's gRPC services, their methods and message types, read from the
-    stored FileDescriptorSet (what the gateway would serve)."""
+def compiled(admin: RegistryAdmin, code: str) -> list[tuple[str, bytes, Built | str]]:
+    """Each gRPC service of the service: its name, its node's data, and the node compiled
+    as the gateway compiles it (with its message classes), or why it cannot be."""
     base = f"{service_path(admin.tenant, code)}/services"
-    found = []
+    found: list[tuple[str, bytes, Built | str]] = []
     for name in admin.ls(base) if admin.client.exists(base) else []:
         data, _ = admin.client.get(f"{base}/{name}")
         try:
-            built = build((code, name), data)
-            version = parse_stored(data)[0].version
-        except (DescriptorError, ValueError) as exc:
-            found.append(GrpcService(name, "unknown", "", [], str(exc)[:300]))
+            found.append((name, data, build((code, name), data)))
+        except DescriptorError as exc:
+            found.append((name, data, str(exc)[:300]))
+    return found
+
+
+def grpc_services(admin: RegistryAdmin, code: str) -> list[GrpcService]:
+    """The service's gRPC services, their methods and message types, read from the
+    stored FileDescriptorSet (what the gateway would serve)."""
+    found = []
+    for name, data, built in compiled(admin, code):
+        if isinstance(built, str):
+            found.append(GrpcService(name, "unknown", "", [], built))
             continue
         methods = [
             {
@@ -171,27 +180,38 @@ def grpc_services(admin: RegistryAdmin, code: str) -> list[GrpcService]:
             }
             for method in built.methods
         ]
+        version = parse_stored(data)[0].version
         found.append(GrpcService(name, built.status, version, methods, None))
     return found
+
+
+def allowed_actions(statuses: set[str]) -> list[tuple[str, bool]]:
+    """Each lifecycle action, and whether the CLI would allow it from `statuses` (those of
+    the service's gRPC services: an action moves them all, or none)."""
+    return [
+        (action, bool(statuses) and statuses <= sources)
+        for action, (sources, _) in sorted(LIFECYCLE.items())
+    ]
 
 
 def service_view(admin: RegistryAdmin, code: str) -> dict[str, Any]:
     """Everything the service page shows."""
     admin.existing(code)
+    services = grpc_services(admin, code)
     try:
         rules = admin.rules(code)
     except Refused:
         rules = {}
     return {
         "code": code,
-        "grpc_services": grpc_services(admin, code),
+        "grpc_services": services,
         # The first paint; the page's live part puts the last scrape's health in place.
         "providers": [
             {**p, "health": NOT_SCRAPED if endpoint(p) else NO_METRICS}
             for p in admin.providers(code)
         ],
         "rule_kinds": sorted(PARSERS),
-        "actions": sorted(LIFECYCLE),
+        "actions": allowed_actions({grpc.status for grpc in services}),
         "subscribers": admin.subscriptions(code),
         "rules": rules,
     }
@@ -220,6 +240,7 @@ def rule_state(admin: RegistryAdmin, code: str, kind: str) -> RuleState:
 
 def rule_view(admin: RegistryAdmin, code: str, kind: str) -> dict[str, Any]:
     """The rule page's live part: the rule in force, its version and who applied it."""
+    processes = admin.applied(code, kind)  # first: a change meanwhile shows as lagging
     state = rule_state(admin, code, kind)
     version = None if state.version < 0 else state.version
     return {
@@ -227,7 +248,8 @@ def rule_view(admin: RegistryAdmin, code: str, kind: str) -> dict[str, Any]:
         "kind": kind,
         "state": state,
         "pretty": pretty(state.document) if state.document is not None else state.text,
-        "applied": summarize(admin.applied(code, kind), version),
+        "applied": summarize(processes, version),
+        "processes": sorted(processes, key=lambda p: (p["role"], str(p["app"]), p["process"])),
     }
 
 

@@ -15,27 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from csf.rules import (
-    BreakerRule,
-    ConcurrencyRule,
-    DegradeRule,
-    RateLimitRule,
-    RetryRule,
-    TimeoutRule,
-)
+from csf.rules import FLAT_RULES
 
 FIELDS: Mapping[str, tuple[str, ...]] = {
-    **{
-        kind.KIND: tuple(kind.CHECKS)
-        for kind in (
-            BreakerRule,
-            DegradeRule,
-            RateLimitRule,
-            ConcurrencyRule,
-            RetryRule,
-            TimeoutRule,
-        )
-    },
+    **{kind.KIND: tuple(kind.CHECKS) for kind in FLAT_RULES},
     "weight": ("instances",),
     "route": ("group_weights", "tags"),
 }

@@ -18,7 +18,7 @@ import uvicorn
 
 from csf._exceptions import ConfigError
 from csf._files import read_at_most
-from csf.config import check_host
+from csf._serve_flags import check_serve_flags
 from csf.gateway.access import load_apps
 from csf.gateway.app import Gateway
 from csf.gateway.settings import (
@@ -76,12 +76,7 @@ def serve(
 ) -> None:
     """Serve HTTP/JSON for every open CSF service of a tenant."""
     try:
-        check_host("--host", host)
-        level = log_level.upper()
-        if not isinstance(logging.getLevelName(level), int):
-            raise ConfigError(f"--log-level: {log_level!r} is not a logging level")
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--port: {port} is not 0 to 65535")
+        level = check_serve_flags(host, port, log_level)
         settings = GatewaySettings(
             registry=registry,
             tenant=tenant,

@@ -70,6 +70,11 @@ class Refused(RegistryError):
     """The operation is not allowed (validation, illegal transition, missing node)."""
 
 
+class UnknownTarget(Refused):
+    """A rule for a tenant, service or method nothing declares (a typo, or a rule written
+    before its service: `force` writes it anyway)."""
+
+
 class NotPermitted(Refused):
     """ZooKeeper refused the credentials: the node is not the tenant's (or not theirs)."""
 
@@ -114,7 +119,7 @@ class RegistryAdmin:
         self._no_access = (
             "the digest credentials do not grant access"
             if self._closed_tenant
-            else "it needs the tenant's digest credentials (--digest)"
+            else "it needs the tenant's digest credentials (--digest-file or CSF_ZK_DIGEST)"
         )
 
     def refusal(self, path: str, error: BaseException) -> Refused:
@@ -420,20 +425,19 @@ class RegistryAdmin:
         raise Refused(f"{service} keeps no version {version} of its {kind} rule")
 
     def _check_known(self, service: str, methods: set[str]) -> None:
-        anyway = "(--force writes the rule anyway)"
         if self._call(self.client.exists, tenant_path(self.tenant)) is None:
-            raise Refused(f"tenant {self.tenant} does not exist in ZooKeeper {anyway}")
+            raise UnknownTarget(f"tenant {self.tenant} does not exist in ZooKeeper")
         declared = self.declared_methods(service)
         if declared is None:
-            raise Refused(
+            raise UnknownTarget(
                 f"{service} is not a service of tenant {self.tenant}: no imported "
-                f"descriptor, no provider {anyway}"
+                "descriptor, no provider"
             )
         unknown = sorted(methods - declared)
         if unknown:
-            raise Refused(
+            raise UnknownTarget(
                 f"{service} declares no method {', '.join(unknown)}; declared: "
-                f"{', '.join(sorted(declared)) or 'none'} {anyway}"
+                f"{', '.join(sorted(declared)) or 'none'}"
             )
 
     def declared_methods(self, service: str) -> set[str] | None:

@@ -32,7 +32,13 @@ from csf._digest import parse_digest, read_digest_file
 from csf._exceptions import ConfigError
 from csf._json import load_json
 from csf.config import ZooKeeperURL, parse_registry_url
-from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin, RegistryUnreachable
+from csf.registry.admin import (
+    LIFECYCLE,
+    Refused,
+    RegistryAdmin,
+    RegistryUnreachable,
+    UnknownTarget,
+)
 from csf.registry.descriptors import export, parse
 from csf.set_rule import SetName, SetRule
 
@@ -346,7 +352,10 @@ def rule_set(
         data = (document or "").encode("utf-8", "surrogateescape")
 
     def write(admin: RegistryAdmin) -> tuple[Any, list[str]]:
-        written = admin.set_rule(service, kind, data, force=force)
+        try:
+            written = admin.set_rule(service, kind, data, force=force)
+        except UnknownTarget as exc:
+            raise UnknownTarget(f"{exc} (--force writes the rule anyway)") from None
         if kind != SetRule.KIND:
             return written, []
         return written, admin.unannounced_sets(service, SetRule.parse(data))

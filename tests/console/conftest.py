@@ -179,3 +179,10 @@ def descriptor_file(tmp_path: Path, cli: OperatorCli) -> Path:
     path = tmp_path / "xiesr.json"
     cli.run("export", "demo.providers", "-o", str(path))
     return path
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def xiesr(cli: OperatorCli, descriptor_file: Path) -> str:
+    """XIESR's descriptor imported (registered) with csf-registry; its service code."""
+    await cli("import", str(descriptor_file))
+    return "XIESR"

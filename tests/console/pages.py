@@ -72,6 +72,11 @@ class ServicePage(ConsolePage):
         await self.page.goto(f"{self.base}/services/{code}")
         return self
 
+    async def offered(self) -> set[str]:
+        """The lifecycle actions whose buttons are enabled."""
+        buttons = self.page.locator("#lifecycle button:not([disabled])")
+        return set(await buttons.evaluate_all("buttons => buttons.map(b => b.value)"))
+
     async def act(self, action: str) -> None:
         await self.page.click(f"#action-{action}")
 

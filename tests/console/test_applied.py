@@ -44,11 +44,10 @@ async def test_applied_by_counts_up_as_consumers_start_and_shows_an_old_consumer
     operator: Operator,
     zookeeper: LocalZooKeeper,
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
     tmp_path: Path,
 ) -> None:
     registry = f"{zookeeper.url}?{operator.url_digest}"
-    await cli("import", str(descriptor_file))
     await cli("rule", "set", "XIESR", "concurrency", "--json", '{"schema": 1, "consumer": 5}')
     await LoginPage(page, console.url).log_in_as(operator)
     rule = await RulePage(page, console.url).open("XIESR", "concurrency")
@@ -77,6 +76,8 @@ async def test_applied_by_counts_up_as_consumers_start_and_shows_an_old_consumer
         await rule.confirm()
         await page.wait_for_url("**/rules/concurrency")
         await wait_until(lambda: applied_reads("applied by 2 of 3"), 2.0, "the refusal")
+        listed = await page.locator("#processes").text_content() or ""
+        assert all(app in listed for app in ("app-1", "app-2", "old-app"))
         refused = await page.locator("#refused").inner_text()
         assert "old-app" in refused and "max_wait_ms" in refused
         await rule.screenshot("rule-applied")

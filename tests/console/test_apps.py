@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from kazoo.client import KazooClient
 from playwright.async_api import Page
@@ -19,9 +18,8 @@ async def test_add_an_app_and_subscribe_it_to_an_open_service(
     operator: Operator,
     operator_kazoo: KazooClient,
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
 ) -> None:
-    await cli("import", str(descriptor_file))
     await LoginPage(page, console.url).log_in_as(operator)
     apps = await AppsPage(page, console.url).open()
     await apps.add("web", "the web shop")

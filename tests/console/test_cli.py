@@ -70,3 +70,14 @@ async def test_the_readme_command_serves_the_login_page(zookeeper: LocalZooKeepe
         process.terminate()
         # uvicorn stops cleanly, then passes SIGTERM on to the default handler.
         assert await asyncio.wait_for(process.wait(), 15) in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize(("command", "module"), [("console", "starlette"), ("gateway", "uvicorn")])
+def test_without_its_extra_a_command_says_which_extra_to_install(command: str, module: str) -> None:
+    hide = f"import sys; sys.modules[{module!r}] = None; import csf._commands as c; c.{command}()"
+    done = subprocess.run(
+        [sys.executable, "-c", hide], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and f"csf[{command}]" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest_asyncio
@@ -91,12 +90,11 @@ async def test_the_cookie_is_an_opaque_signed_id_marked_httponly_and_samesite_st
 async def test_a_refused_action_is_400_with_the_reason_and_a_done_one_redirects(
     client: tuple[httpx.AsyncClient, str],
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
     operator_kazoo: KazooClient,
     operator: Operator,
 ) -> None:
     http, token = client
-    await cli("import", str(descriptor_file))
     refused = await http.post(
         "/services/XIESR/lifecycle", data={"action": "open", "csrf_token": token}
     )
@@ -128,6 +126,18 @@ async def test_a_node_of_someone_else_under_the_tenant_is_403(
     assert "do not grant access" in answer.text
 
 
+async def test_the_pages_own_style_and_script_are_served_from_the_package(
+    console: Console,
+) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        script, style = await http.get("/static/console.js"), await http.get("/static/console.css")
+        missing = await http.get("/static/other.js")
+    assert script.status_code == 200 and "EventSource" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+    assert missing.status_code == 404
+
+
 async def test_logout_closes_the_login(client: tuple[httpx.AsyncClient, str]) -> None:
     http, token = client
     assert (await http.post("/logout", data={"csrf_token": token})).status_code == 303
@@ -150,12 +160,11 @@ async def test_an_identity_with_less_than_every_permission_on_the_root_cannot_lo
 async def test_a_rule_changed_between_its_diff_and_its_confirm_is_not_overwritten(
     client: tuple[httpx.AsyncClient, str],
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
     operator_kazoo: KazooClient,
     operator: Operator,
 ) -> None:
     http, token = client
-    await cli("import", str(descriptor_file))
     preview = await http.post(
         "/services/XIESR/rules/timeout",
         data={"json": '{"schema": 1, "timeout_ms": 100}', "csrf_token": token},

@@ -4,7 +4,6 @@ diff before saving, history and rollback, delete."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from kazoo.client import KazooClient
 from playwright.async_api import Page
@@ -29,9 +28,8 @@ async def test_a_form_edit_shows_the_diff_then_writes_keeping_what_the_form_does
     operator: Operator,
     operator_kazoo: KazooClient,
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
 ) -> None:
-    await cli("import", str(descriptor_file))
     with_method = {"schema": 1, "error_ratio": 0.5, "methods": {"SayHello": {"open_s": 9}}}
     await cli("rule", "set", "XIESR", "breaker", "--json", json.dumps(with_method))
     await LoginPage(page, console.url).log_in_as(operator)
@@ -60,9 +58,8 @@ async def test_invalid_rules_are_refused_naming_the_field_and_nothing_is_written
     operator: Operator,
     operator_kazoo: KazooClient,
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
 ) -> None:
-    await cli("import", str(descriptor_file))
     await LoginPage(page, console.url).log_in_as(operator)
     rules = await RulePage(page, console.url).open("XIESR", "retry")
     await rules.submit_json('{"schema": 1, "retries": -3}')
@@ -85,9 +82,8 @@ async def test_roll_back_to_a_kept_version_and_delete(
     operator: Operator,
     operator_kazoo: KazooClient,
     cli: OperatorCli,
-    descriptor_file: Path,
+    xiesr: str,
 ) -> None:
-    await cli("import", str(descriptor_file))
     await LoginPage(page, console.url).log_in_as(operator)
     rules = await RulePage(page, console.url).open("XIESR", "timeout")
     for timeout_ms in (100, 200, 300):
@@ -116,9 +112,8 @@ async def test_roll_back_to_a_kept_version_and_delete(
 
 
 async def test_a_rule_set_with_the_cli_shows_on_the_open_rule_page_within_2_s(
-    page: Page, console: Console, operator: Operator, cli: OperatorCli, descriptor_file: Path
+    page: Page, console: Console, operator: Operator, cli: OperatorCli, xiesr: str
 ) -> None:
-    await cli("import", str(descriptor_file))
     await LoginPage(page, console.url).log_in_as(operator)
     rules = await RulePage(page, console.url).open("XIESR", "concurrency")
     assert "no rule" in await rules.version()

@@ -6,7 +6,7 @@ import json
 
 import httpx
 from kazoo.client import KazooClient
-from playwright.async_api import Page
+from playwright.async_api import Page, Route
 
 from csf.registry.paths import apps_path, tenant_path
 from tests.console.conftest import Console, Operator
@@ -61,3 +61,24 @@ async def test_a_post_without_the_logins_csrf_token_is_refused_and_changes_nothi
     # The login still works: the refused logout did not log out.
     await AppsPage(page, console.url).open()
     assert page.url.endswith("/apps")
+
+
+async def test_a_cross_site_form_posted_from_the_browser_changes_nothing(
+    page: Page, console: Console, operator: Operator, operator_kazoo: KazooClient
+) -> None:
+    """Another site's page that posts a form to the console while the operator is
+    logged in: the SameSite=Strict cookie stays home and the token is missing."""
+    await LoginPage(page, console.url).log_in_as(operator)
+    evil = (
+        f'<form id="f" method="post" action="{console.url}/apps">'
+        '<input name="app" value="evil"></form><script>f.submit()</script>'
+    )
+
+    async def serve_evil(route: Route) -> None:
+        await route.fulfill(status=200, content_type="text/html", body=evil)
+
+    await page.route("http://evil.example/**", serve_evil)
+    async with page.expect_response(f"{console.url}/apps") as answer:
+        await page.goto("http://evil.example/page")
+    assert (await answer.value).status == 403
+    assert operator_kazoo.exists(f"{apps_path(operator.tenant)}/evil") is None
