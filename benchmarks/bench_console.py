@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -161,9 +162,11 @@ async def measure(zookeeper: LocalZooKeeper, services: int, rounds: int) -> dict
         console(zookeeper.url) as base,
         httpx.AsyncClient(base_url=base, timeout=30) as client,
     ):
-        login = await client.post(
-            "/login", data={"tenant": TENANT, "user": USER, "password": PASSWORD}
-        )
+        form = await client.get("/login")  # the form's token, and its cookie
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        token = found.group(1) if found else ""
+        fields = {"tenant": TENANT, "user": USER, "password": PASSWORD, "csrf_token": token}
+        login = await client.post("/login", data=fields)
         if login.status_code != 303:
             raise RuntimeError(f"login: {login.status_code}")
         for path in pages.values():  # warm up: templates compiled, connections made

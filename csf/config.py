@@ -288,6 +288,9 @@ class ZooKeeperURL:
 
     def __post_init__(self) -> None:
         check_session_timeout(self.session_timeout)
+        if self.digest is not None and not all(_is_utf8(part) for part in self.digest):
+            # ZooKeeper hashes the UTF-8 bytes: text with a lone surrogate has none.
+            raise ConfigError("registry digest: the user and password must be UTF-8 text")
 
     @property
     def connect_string(self) -> str:
@@ -302,6 +305,14 @@ class StaticURL:
 
 
 RegistryURL = ZooKeeperURL | StaticURL
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_session_timeout(value: object) -> float:

@@ -155,8 +155,13 @@ chroots = st.lists(st.from_regex(NAME, fullmatch=True), max_size=3).map(
 )
 session_timeouts = st.floats(bounds.SESSION_TIMEOUT.low, bounds.SESSION_TIMEOUT.high)
 # A digest is taken literally up to the next '&': '+' and '%' included.
-users = st.text(st.characters(blacklist_characters=":&"), min_size=1, max_size=12)
-passwords = st.text(st.characters(blacklist_characters="&"), min_size=1, max_size=12)
+# UTF-8 text (no lone surrogates): ZooKeeper hashes a digest's bytes.
+users = st.text(
+    st.characters(blacklist_characters=":&", blacklist_categories=("Cs",)), min_size=1, max_size=12
+)
+passwords = st.text(
+    st.characters(blacklist_characters="&", blacklist_categories=("Cs",)), min_size=1, max_size=12
+)
 
 
 def zk_url(
@@ -354,3 +359,17 @@ def test_a_session_timeout_the_parser_accepts_builds_a_server_or_is_a_config_err
     else:
         assert isinstance(server.registry, ZooKeeperRegistry)
         assert server.registry.url.session_timeout == session_timeout
+
+
+@given(
+    user=st.text(max_size=8),
+    password=st.text(max_size=8),
+    surrogate=st.sampled_from("\ud800\udfff"),
+)
+@examples(50)
+def test_a_digest_that_is_not_utf8_text_is_a_config_error(
+    user: str, password: str, surrogate: str
+) -> None:
+    for digest in ((user + surrogate, password or "p"), (user or "u", password + surrogate)):
+        with pytest.raises(csf.ConfigError, match="UTF-8"):
+            ZooKeeperURL((("127.0.0.1", 2181),), digest=digest)

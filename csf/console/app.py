@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,6 +21,7 @@ from csf.console import (
     rule_pages,
     service_pages,
 )
+from csf.console.body_limit import BodyLimit
 from csf.console.metrics import LiveMetrics
 from csf.console.sessions import Logins
 from csf.console.settings import ConsoleSettings
@@ -76,6 +78,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logins.start()
         try:
             yield
         finally:
@@ -110,6 +113,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(BodyLimit)],
         exception_handlers={NotLoggedIn: _not_logged_in, Refusal: _refused},
         lifespan=lifespan,
     )

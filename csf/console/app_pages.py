@@ -9,21 +9,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from csf.console.reads import valid_name
-from csf.console.web import checked_form, done, field, in_thread, login_of, render
-from csf.registry.admin import RegistryAdmin
+from csf.console.web import Refusal, checked_form, done, field, in_thread, login_of, render
+from csf.registry.admin import MAX_DESCRIPTION, RegistryAdmin
 
 
 def _apps_view(admin: RegistryAdmin) -> dict[str, Any]:
-    services = admin.services()
-    apps = admin.apps()
+    subscribed = admin.subscribed(code for code in admin.services() if valid_name(code))
     return {
         "apps": [
             {
                 "name": name,
-                "description": str(document.get("description", ""))[:500],
-                "subscribed": admin.subscribed_services(name, services) if valid_name(name) else [],
+                "description": str(document.get("description", ""))[:MAX_DESCRIPTION],
+                "subscribed": sorted(subscribed.get(name, [])),
             }
-            for name, document in apps.items()
+            for name, document in admin.apps().items()
         ],
     }
 
@@ -47,6 +46,8 @@ async def subscribe(request: Request) -> Response:
     login = login_of(request)
     form = await checked_form(request, login)
     app = request.path_params["app"]
+    if not await in_thread(login, login.admin.has_app, app):
+        raise Refusal(f"no app {app}: add it first")
     await in_thread(login, login.admin.subscribe, app, field(form, "service", 128))
     return done("/apps")
 

@@ -21,8 +21,9 @@ from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csf._exceptions import RegistryError
 from csf.console import reads
-from csf.console.caller import APP, Caller
+from csf.console.caller import APP, Caller, LoggedOut
 from csf.console.web import Refusal, checked_form, field, in_thread, login_of, render
 from csf.gateway import transcode
 from csf.gateway.catalogue import Method
@@ -113,6 +114,9 @@ async def _call(caller: Caller, method: Method, request: Message, seconds: float
         error = from_rpc(failed.code(), failed.details(), by_csf=refused_by_csf(failed))
         elapsed = (time.perf_counter() - started) * 1000
         return Outcome(error.status, error.code, error.message, elapsed)
+    except (RegistryError, LoggedOut) as failed:  # no session to call through
+        elapsed = (time.perf_counter() - started) * 1000
+        return Outcome(503, "UNAVAILABLE", str(failed), elapsed)
     elapsed = (time.perf_counter() - started) * 1000
     text = json.dumps(transcode.to_json(reply), indent=2, ensure_ascii=False)
     return Outcome(200, "OK", text, elapsed)
@@ -161,6 +165,8 @@ async def call(request: Request) -> Response:
     except Refusal as refused:
         # The form again, as the operator filled it, with the reason: nothing was sent.
         return _page(request, {**shown, "error": str(refused)}, refused.status)
+    if request.app.state.logins.find_id(login.id) is None:
+        raise Refusal("logged out meanwhile: log in again", 403)
     if login.caller is None:
         login.caller = Caller(login.registry, login.tenant)
     outcome = await _call(login.caller, chosen.method, message, seconds)

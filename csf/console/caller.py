@@ -20,6 +20,10 @@ from csf.registry import ZooKeeperRegistry
 APP = "csf-console"
 
 
+class LoggedOut(Exception):
+    """The login logged out while its try was waiting."""
+
+
 class _ConsoleConsumer(Consumer):
     """The rules it applies are told as the console's (the "applied by" nodes)."""
 
@@ -41,7 +45,7 @@ class Caller:
         """The reply of one unary call, or the call's grpc.aio.AioRpcError."""
         async with self._lock:
             if self._closed:  # a try still running when its login logged out
-                raise RuntimeError("the login has logged out")
+                raise LoggedOut("the login has logged out")
             if not self._started:
                 await self._registry.start()
                 await self._consumer.start()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -20,6 +22,7 @@ from csf.console.sessions import Login
 from csf.console.web import SECURITY_HEADERS, Refusal, login_of
 
 KEEPALIVE_S = 15.0
+logger = logging.getLogger("csf.console")
 
 
 async def events(request: Request) -> Response:
@@ -47,7 +50,11 @@ async def _stream(
         try:
             current = await parts()
         except Refusal as exc:
-            current = {"live-error": str(exc)}
+            current = {"live-error": str(escape(str(exc)))}  # HTML: the script sets it so
+        except Exception:  # a bug must not end every open page's updates: shown, logged
+            logger.exception("the live parts of %s failed", request.url.path)
+            current = {"live-error": "this page's live parts failed; see the console's log"}
+        current.setdefault("live-error", "")
         changed = {key: html for key, html in current.items() if sent.get(key) != html}
         if changed:
             sent.update(changed)

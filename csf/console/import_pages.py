@@ -3,6 +3,7 @@ POST /import/confirm (writes it, in one transaction, as `csf-registry import` do
 
 from __future__ import annotations
 
+import asyncio
 import json
 from urllib.parse import quote
 
@@ -12,9 +13,10 @@ from starlette.responses import Response
 
 from csf._json import load_json
 from csf.console.web import Refusal, checked_form, done, field, in_thread, login_of, render
+from csf.registry.cli import MAX_FILE_BYTES
 from csf.registry.descriptors import ServiceDescriptor, parse
 
-MAX_DESCRIPTOR_BYTES = 16 * 1024 * 1024  # csf-registry's MAX_FILE_BYTES
+MAX_DESCRIPTOR_BYTES = MAX_FILE_BYTES  # what csf-registry import reads
 
 
 async def import_form(request: Request) -> Response:
@@ -41,13 +43,10 @@ async def preview(request: Request) -> Response:
         await form.close()
     if len(data) > MAX_DESCRIPTOR_BYTES:
         raise Refusal(f"descriptor: more than {MAX_DESCRIPTOR_BYTES} bytes")
-    descriptors = _parsed(data)
+    descriptors = await asyncio.to_thread(_parsed, data)  # up to 16 MB: off the loop
     existing = {}
     for code in sorted({d.service for d in descriptors}):
-        try:
-            existing[code] = await in_thread(login, login.admin.descriptors, code)
-        except Refusal:
-            existing[code] = {}
+        existing[code] = await in_thread(login, login.admin.descriptors, code)
     planned = [
         {
             "service": d.service,

@@ -17,10 +17,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
 from csf._exceptions import ConfigError
+from csf._json import load_json
 from csf.config import check_name
 from csf.console.metrics import NO_METRICS, NOT_SCRAPED, endpoint
 from csf.gateway.catalogue import Built, build
-from csf.registry.admin import LIFECYCLE, Refused, RegistryAdmin
+from csf.registry.admin import LIFECYCLE, MAX_NODE_BYTES, Refused, RegistryAdmin
 from csf.registry.applied import summarize
 from csf.registry.descriptors import DescriptorError, parse_stored
 from csf.registry.lifecycle import LifecycleFormatError, parse_status
@@ -233,7 +234,7 @@ def rule_state(admin: RegistryAdmin, code: str, kind: str) -> RuleState:
         return RuleState(None, None, -1)
     text = data.decode("utf-8", "replace")
     try:
-        return RuleState(json.loads(data), text, stat.version)
+        return RuleState(load_json(data, MAX_NODE_BYTES), text, stat.version)
     except ValueError:
         return RuleState(None, text, stat.version)
 

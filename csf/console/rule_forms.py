@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from csf._json import load_json
 from csf.rules import FLAT_RULES
 
 FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -25,6 +26,7 @@ FIELDS: Mapping[str, tuple[str, ...]] = {
 """The form of each kind; a kind not here (`set`) is edited as JSON only."""
 
 SCHEMA = 1
+MAX_FIELD_BYTES = 64 * 1024
 
 
 def shown(document: Any, name: str) -> str:
@@ -37,7 +39,7 @@ def shown(document: Any, name: str) -> str:
 
 def _value(text: str) -> Any:
     try:
-        return json.loads(text)
+        return load_json(text.encode("utf-8", "surrogatepass"), MAX_FIELD_BYTES)
     except ValueError:
         return text
 

@@ -10,6 +10,7 @@ meanwhile by someone else is refused instead of lost.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from csf._json import load_json
 from csf.console import reads, rule_forms
 from csf.console.sessions import Login
 from csf.console.web import Refusal, checked_form, done, field, in_thread, login_of, render
@@ -29,8 +31,19 @@ MAX_RULE_CHARS = 1024 * 1024
 def _kind(request: Request) -> str:
     kind = str(request.path_params["kind"])
     if kind not in PARSERS:
-        raise Refusal(f"{kind[:64]!r} is not a rule kind: {', '.join(sorted(PARSERS))}", 404)
+        raise Refusal(f"{kind[:64]!r} is not a rule kind: {', '.join(sorted(PARSERS))}")
     return kind
+
+
+def _diff(before: str, after: str, version: int) -> list[str]:
+    return list(
+        difflib.unified_diff(
+            before.splitlines(True),
+            after.splitlines(True),
+            f"version {version}" if version >= 0 else "(no rule)",
+            "new version",
+        )
+    )
 
 
 def _url(code: str, kind: str, tail: str = "") -> str:
@@ -64,7 +77,7 @@ async def preview(request: Request) -> Response:
     raw = field(form, "json", MAX_RULE_CHARS)
     try:
         if raw:
-            new = json.loads(raw)
+            new = load_json(raw.encode("utf-8", "surrogatepass"), MAX_RULE_CHARS * 4)
         elif kind in rule_forms.FIELDS:
             values = {name: field(form, name) for name in rule_forms.FIELDS[kind]}
             new = rule_forms.from_form(kind, values, current)
@@ -75,18 +88,16 @@ async def preview(request: Request) -> Response:
         await in_thread(login, login.admin.check_rule, code, kind, data)
     except (ValueError, Refusal) as exc:  # the page again, nothing written
         extra = {"json_text": raw} if raw else {}
-        return await _page(request, login, code, kind, 400, error=str(exc), **extra)
-    diff = difflib.unified_diff(
-        (reads.pretty(current) if current is not None else (text or "")).splitlines(True),
-        reads.pretty(new).splitlines(True),
-        f"version {version}" if version >= 0 else "(no rule)",
-        "new version",
-    )
-    token = login.keep((kind, data, version))
+        status = exc.status if isinstance(exc, Refusal) else 400
+        return await _page(request, login, code, kind, status, error=str(exc), **extra)
+    before = reads.pretty(current) if current is not None else (text or "")
+    # Up to a megabyte each side: diffed off the loop.
+    diff = await asyncio.to_thread(_diff, before, reads.pretty(new), version)
+    token = login.keep((code, kind, data, version))
     return render(
         request,
         "rule_diff.html",
-        {"code": code, "kind": kind, "diff": list(diff), "token": token, "version": version},
+        {"code": code, "kind": kind, "diff": diff, "token": token, "version": version},
     )
 
 
@@ -95,9 +106,9 @@ async def confirm(request: Request) -> Response:
     form = await checked_form(request, login)
     code, kind = request.path_params["code"], _kind(request)
     pending = login.pending.pop(field(form, "token", 64), None)
-    if not isinstance(pending, tuple) or pending[0] != kind:
+    if not isinstance(pending, tuple) or pending[:2] != (code, kind):
         raise Refusal("rule: nothing to confirm (already written, or the diff is gone)")
-    _, data, version = pending
+    _, _, data, version = pending
     try:
         await in_thread(login, lambda: login.admin.set_rule(code, kind, data, over=version))
     except Refusal as exc:

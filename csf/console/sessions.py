@@ -12,6 +12,7 @@ idle one goes first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import hmac
@@ -31,6 +32,8 @@ from csf.registry.paths import tenant_path
 
 MAX_CREDENTIAL_CHARS = 256
 MAX_PENDING = 8
+MAX_CONNECTING = 4  # logins connecting to ZooKeeper at once; more are refused at once
+SWEEP_S = 60.0
 REFUSED = "tenant, user or password not accepted"
 """One message for every refused login: it must not tell which tenants exist."""
 
@@ -144,16 +147,32 @@ class Logins:
         self._max = max_logins
         self._key = secrets.token_bytes(32)
         self._logins: dict[str, Login] = {}
+        self._connecting = asyncio.Semaphore(MAX_CONNECTING)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Close logins left idle every minute, until `close` (on the running loop)."""
+        self._sweeper = asyncio.create_task(self._sweep(), name="csf-console-logins")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            await self._expire()
 
     async def login(self, tenant: str, user: str, password: str) -> Login:
-        """A new login, or LoginRefused saying why."""
+        """A new login, or LoginRefused saying why. Logins in use are never closed to make
+        room: when `max_logins` are in use, a new one is refused. At most
+        MAX_CONNECTING logins connect at once (each may wait seconds on ZooKeeper)."""
         tenant, digest = _credentials(tenant, user, password)
-        url = dataclasses.replace(self._url, digest=digest)
-        admin = await asyncio.to_thread(_open, url, tenant, digest, self._open_tenants)
         await self._expire()
-        while len(self._logins) >= self._max:
-            oldest = min(self._logins.values(), key=lambda login: login.last_used)
-            await self.logout(oldest.id)
+        if len(self._logins) >= self._max or self._connecting.locked():
+            raise LoginRefused("the console is busy: too many logins; try again later")
+        url = dataclasses.replace(self._url, digest=digest)
+        async with self._connecting:
+            admin = await asyncio.to_thread(_open, url, tenant, digest, self._open_tenants)
+        if len(self._logins) >= self._max:  # others came in while this one connected
+            await asyncio.to_thread(admin.__exit__, None, None, None)
+            raise LoginRefused("the console is busy: too many logins; try again later")
         login = Login(secrets.token_urlsafe(32), tenant, user, admin, url)
         self._logins[login.id] = login
         return login
@@ -180,8 +199,12 @@ class Logins:
         return login
 
     def find_id(self, login_id: str) -> Login | None:
-        """The login with this id, if still open (its page's event stream asks)."""
-        return self._logins.get(login_id)
+        """The login with this id, if open and not idle (its page's event stream asks:
+        an open page alone does not keep a login)."""
+        login = self._logins.get(login_id)
+        if login is None or time.monotonic() - login.last_used > self._idle_s:
+            return None
+        return login
 
     async def logout(self, login_id: str) -> None:
         login = self._logins.pop(login_id, None)
@@ -199,5 +222,9 @@ class Logins:
                 await self.logout(login.id)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for login_id in list(self._logins):
             await self.logout(login_id)

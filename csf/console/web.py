@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from kazoo.exceptions import KazooException, NoAuthError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +29,6 @@ from csf.registry.admin import NotPermitted
 
 T = TypeVar("T")
 COOKIE = "csf_console"
-MAX_FORM_BYTES = 16 * 1024 * 1024  # an uploaded descriptor file, like csf-registry's
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -106,6 +105,8 @@ async def in_thread(login: Login, operation: Callable[..., T], *args: Any) -> T:
         raise Refusal(str(exc), 403) from None
     except (RegistryError, ConfigError) as exc:
         raise Refusal(str(exc)) from None
+    except NoNodeError:
+        raise Refusal("a node it needs was removed meanwhile: look at it again") from None
     except KazooException as exc:
         raise Refusal(f"ZooKeeper did not carry it out ({type(exc).__name__})", 503) from None
 

@@ -337,14 +337,28 @@ class RegistryAdmin:
                 raise Refused(f"app {app} exists already") from None
             raise
 
-    def subscribed_services(self, app: str, services: Iterable[str]) -> list[str]:
-        """Which of `services` `app` is subscribed to (the reads go out together)."""
-        check_name("app", app)
+    def has_app(self, app: str) -> bool:
+        return (
+            self._call(self.client.exists, f"{apps_path(self.tenant)}/{check_name('app', app)}")
+            is not None
+        )
+
+    def subscribed(self, services: Iterable[str]) -> dict[str, list[str]]:
+        """Each app's subscriptions among `services` (the reads go out together; a node
+        that cannot be read lists none)."""
         pending = [
-            (service, self.client.exists_async(f"{self._service(service)}/subscriptions/{app}"))
+            (service, self.client.get_children_async(f"{self._service(service)}/subscriptions"))
             for service in services
         ]
-        return [service for service, result in pending if result.get() is not None]
+        by_app: dict[str, list[str]] = {}
+        for service, result in pending:
+            try:
+                apps = result.get()
+            except KazooException:
+                continue
+            for app in apps:
+                by_app.setdefault(app, []).append(service)
+        return by_app
 
     # -- rules --------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from csf.console import ConsoleSettings, create_app
 from csf.registry.paths import apps_path, rule_path, tenant_path
-from tests.console.conftest import Console, Operator, OperatorCli
+from csf.testing.zookeeper import LocalZooKeeper
+from tests.console.conftest import Console, Operator, OperatorCli, serving
 
 POST_ROUTES = sorted(
     route.path
@@ -25,12 +26,20 @@ POST_ROUTES = sorted(
 )
 
 
+async def log_in(
+    client: httpx.AsyncClient, tenant: str, user: str, password: str
+) -> httpx.Response:
+    """POST /login as the login form does: with the token the form (and its cookie) carry."""
+    form = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    fields = {"tenant": tenant, "user": user, "password": password, "csrf_token": token.group(1)}
+    return await client.post("/login", data=fields)
+
+
 async def _logged_in(console: Console, operator: Operator) -> tuple[httpx.AsyncClient, str]:
     client = httpx.AsyncClient(base_url=console.url)
-    answer = await client.post(
-        "/login",
-        data={"tenant": operator.tenant, "user": operator.user, "password": operator.password},
-    )
+    answer = await log_in(client, operator.tenant, operator.user, operator.password)
     assert answer.status_code == 303 and answer.headers["location"] == "/services"
     page = await client.get("/services")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
@@ -72,10 +81,7 @@ async def test_the_cookie_is_an_opaque_signed_id_marked_httponly_and_samesite_st
     console: Console, operator: Operator
 ) -> None:
     async with httpx.AsyncClient(base_url=console.url) as http:
-        answer = await http.post(
-            "/login",
-            data={"tenant": operator.tenant, "user": operator.user, "password": operator.password},
-        )
+        answer = await log_in(http, operator.tenant, operator.user, operator.password)
         cookie = answer.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
         value = cookie.split(";")[0].split("=", 1)[1]
@@ -152,8 +158,7 @@ async def test_an_identity_with_less_than_every_permission_on_the_root_cannot_lo
     acls, stat = operator_kazoo.get_acls(tenant_path(operator.tenant))
     operator_kazoo.set_acls(tenant_path(operator.tenant), [*acls, viewer], stat.aversion)
     async with httpx.AsyncClient(base_url=console.url) as http:
-        fields = {"tenant": operator.tenant, "user": "viewer", "password": "viewer-password"}
-        answer = await http.post("/login", data=fields)
+        answer = await log_in(http, operator.tenant, "viewer", "viewer-password")
     assert answer.status_code == 400 and "not accepted" in answer.text
 
 
@@ -180,3 +185,76 @@ async def test_a_rule_changed_between_its_diff_and_its_confirm_is_not_overwritte
     assert answer.status_code == 400 and "nothing was written" in answer.text
     data, _ = operator_kazoo.get(rule_path(operator.tenant, "XIESR", "timeout"))
     assert json.loads(data)["timeout_ms"] == 900
+
+
+async def test_oversized_or_unmeasured_posts_are_refused_before_they_are_read(
+    console: Console,
+) -> None:
+    async with httpx.AsyncClient(base_url=console.url) as http:
+        large = await http.post("/login", data={"tenant": "t" * 20_000})
+        huge = await http.post("/apps", content=b"x" * (5 * 1024 * 1024))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"tenant=a"
+
+        unmeasured = await http.post("/login", content=chunks())
+        forged = await http.post("/login", data={"tenant": "t", "csrf_token": "x"})
+    assert (large.status_code, huge.status_code, unmeasured.status_code) == (413, 413, 411)
+    assert forged.status_code == 403 and "csrf_token" in forged.text
+
+
+async def test_logins_in_use_are_never_closed_to_make_room(
+    zookeeper: LocalZooKeeper, operator: Operator
+) -> None:
+    settings = ConsoleSettings(f"zk://{zookeeper.hosts}", max_logins=1)
+    async with (
+        serving(settings) as small,
+        httpx.AsyncClient(base_url=small.url) as first,
+        httpx.AsyncClient(base_url=small.url) as second,
+    ):
+        credentials = (operator.tenant, operator.user, operator.password)
+        assert (await log_in(first, *credentials)).status_code == 303
+        refused = await log_in(second, *credentials)
+        assert refused.status_code == 400 and "busy" in refused.text
+        assert (await first.get("/services")).status_code == 200
+
+
+async def test_hostile_rule_json_and_a_diff_confirmed_for_another_service_write_nothing(
+    client: tuple[httpx.AsyncClient, str],
+    xiesr: str,
+    operator_kazoo: KazooClient,
+    operator: Operator,
+) -> None:
+    http, token = client
+    deep = "[" * 100_000 + "]" * 100_000
+    for text in (deep, '{"schema": 1, "timeout_ms": 1e999}', '{"schema": 1, "timeout_ms": NaN}'):
+        answer = await http.post(
+            "/services/XIESR/rules/timeout", data={"json": text, "csrf_token": token}
+        )
+        assert answer.status_code == 400, answer.text[:200]
+    deep_field = await http.post(
+        "/services/XIESR/rules/timeout", data={"timeout_ms": "[" * 4000, "csrf_token": token}
+    )
+    assert deep_field.status_code == 400
+    preview = await http.post(
+        "/services/XIESR/rules/timeout",
+        data={"json": '{"schema": 1, "timeout_ms": 100}', "csrf_token": token},
+    )
+    found = re.search(r'name="token" value="([^"]+)"', preview.text)
+    assert found is not None
+    elsewhere = await http.post(
+        "/services/OTHER/rules/timeout/confirm", data={"token": found.group(1), "csrf_token": token}
+    )
+    assert elsewhere.status_code == 400
+    assert operator_kazoo.exists(rule_path(operator.tenant, "XIESR", "timeout")) is None
+    assert operator_kazoo.exists(rule_path(operator.tenant, "OTHER", "timeout")) is None
+
+
+async def test_only_an_added_app_can_subscribe(
+    client: tuple[httpx.AsyncClient, str], operator_kazoo: KazooClient, operator: Operator
+) -> None:
+    http, token = client
+    answer = await http.post(
+        "/apps/ghost/subscriptions", data={"service": "XIESR", "csrf_token": token}
+    )
+    assert answer.status_code == 400 and "no app ghost" in answer.text
