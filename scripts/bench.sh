@@ -7,7 +7,7 @@ source "$(dirname "$0")/_setup.sh"
 ensure_zookeeper
 ensure_command wrk wrk
 ensure_venv
-"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench,gateway,uvloop]"
+"$PY" -m pip install -q --disable-pip-version-check -e "$ROOT[bench,gateway,console,uvloop]"
 cd "$ROOT"
 # The benchmarks run as scripts and import demo/, which is not installed: the root comes first.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
@@ -23,4 +23,6 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" benchmarks/bench_set.py "$@"
 # The gateway beside a bare endpoint of its HTTP stack and a direct CSF call, driven by wrk.
 "$PY" benchmarks/bench_gateway.py "$@"
+# The console's pages with 2,000 services, and a CLI change reaching an open page.
+"$PY" benchmarks/bench_console.py "$@"
 "$PY" benchmarks/charts.py

@@ -82,6 +82,7 @@ def misrouted(
     return wrong
 
 
+@pytest.mark.slow  # 20,000 calls through a SET deployment: CI runs it
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("keys_are", ["decimal-in-metadata", "text-from-set_key"])
 async def test_10000_keys_land_in_their_sets_at_the_tables_shares(

@@ -22,6 +22,7 @@ from csf.console.sessions import Login
 from csf.console.web import SECURITY_HEADERS, Refusal, login_of
 
 KEEPALIVE_S = 15.0
+MAX_STREAMS = 8  # live pages open at once per login: each reads ZooKeeper twice a second
 logger = logging.getLogger("csf.console")
 
 
@@ -30,6 +31,8 @@ async def events(request: Request) -> Response:
     parts = for_view(request, login)
     if parts is None:
         raise Refusal("events: unknown view")
+    if login.streams >= MAX_STREAMS:
+        raise Refusal(f"events: at most {MAX_STREAMS} live pages a login", 429)
     refresh_s: float = request.app.state.settings.refresh_s
     headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
     return StreamingResponse(
@@ -38,6 +41,20 @@ async def events(request: Request) -> Response:
 
 
 async def _stream(
+    request: Request,
+    login: Login,
+    parts: Callable[[], Awaitable[dict[str, str]]],
+    refresh_s: float,
+) -> AsyncIterator[str]:
+    login.streams += 1
+    try:
+        async for event in _changes(request, login, parts, refresh_s):
+            yield event
+    finally:
+        login.streams -= 1
+
+
+async def _changes(
     request: Request,
     login: Login,
     parts: Callable[[], Awaitable[dict[str, str]]],

@@ -6,6 +6,7 @@ and every update are one code path.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +21,12 @@ from csf.console.web import TEMPLATES, in_thread
 Parts = Callable[[], Awaitable[dict[str, str]]]
 
 
-def fragment(login: Login, name: str, context: dict[str, Any]) -> str:
-    return TEMPLATES.get_template(name).render(login=login, csrf_token=login.csrf_token, **context)
+async def fragment(login: Login, name: str, context: dict[str, Any]) -> str:
+    """A partial template rendered off the loop (a table may have thousands of rows)."""
+    template = TEMPLATES.get_template(name)
+    return await asyncio.to_thread(
+        template.render, login=login, csrf_token=login.csrf_token, **context
+    )
 
 
 def for_view(request: Request, login: Login) -> Parts | None:
@@ -34,7 +39,7 @@ def for_view(request: Request, login: Login) -> Parts | None:
 
         async def services() -> dict[str, str]:
             found = await in_thread(login, reads.service_page, login.admin, query, page)
-            return {"services-live": fragment(login, "_services_table.html", {"page": found})}
+            return {"services-live": await fragment(login, "_services_table.html", {"page": found})}
 
         return services
     if view == "service":
@@ -45,7 +50,7 @@ def for_view(request: Request, login: Login) -> Parts | None:
             series, health = await live.scrape(login.id, code, view["providers"])
             providers = [{**p, "health": health[p["address"]]} for p in view["providers"]]
             view = {**view, "providers": providers, "metrics": live_view(series)}
-            return {"service-live": fragment(login, "_service_live.html", view)}
+            return {"service-live": await fragment(login, "_service_live.html", view)}
 
         return service
     if view == "rule":
@@ -53,7 +58,7 @@ def for_view(request: Request, login: Login) -> Parts | None:
 
         async def rule() -> dict[str, str]:
             view = await in_thread(login, reads.rule_view, login.admin, code, kind)
-            return {"rule-live": fragment(login, "_rule_live.html", view)}
+            return {"rule-live": await fragment(login, "_rule_live.html", view)}
 
         return rule
     return None

@@ -29,6 +29,7 @@ from csf.registry.paths import rule_path, service_path
 from csf.rules import PARSERS
 
 PAGE_SIZE = 50
+MAX_PROCESSES_SHOWN = 200  # of those that read a rule; the counts and refusals cover all
 PARTS = ("services", "clusters")
 MAX_QUERY = 128
 
@@ -250,7 +251,9 @@ def rule_view(admin: RegistryAdmin, code: str, kind: str) -> dict[str, Any]:
         "state": state,
         "pretty": pretty(state.document) if state.document is not None else state.text,
         "applied": summarize(processes, version),
-        "processes": sorted(processes, key=lambda p: (p["role"], str(p["app"]), p["process"])),
+        "processes": sorted(processes, key=lambda p: (p["role"], str(p["app"]), p["process"]))[
+            :MAX_PROCESSES_SHOWN
+        ],
     }
 
 

@@ -54,6 +54,8 @@ class Login:
     last_used: float = field(default_factory=time.monotonic)
     pending: dict[str, Any] = field(default_factory=dict)
     """What a preview showed and its confirm will write (an import, a rule), by token."""
+    streams: int = 0
+    """Its pages' event streams open now."""
     flash: str | None = None
     """What the last action did, shown once by the next page."""
     caller: Caller | None = None
@@ -165,17 +167,20 @@ class Logins:
         MAX_CONNECTING logins connect at once (each may wait seconds on ZooKeeper)."""
         tenant, digest = _credentials(tenant, user, password)
         await self._expire()
-        if len(self._logins) >= self._max or self._connecting.locked():
+        if self._full() or self._connecting.locked():
             raise LoginRefused("the console is busy: too many logins; try again later")
         url = dataclasses.replace(self._url, digest=digest)
         async with self._connecting:
             admin = await asyncio.to_thread(_open, url, tenant, digest, self._open_tenants)
-        if len(self._logins) >= self._max:  # others came in while this one connected
+        if self._full():  # others came in while this one connected
             await asyncio.to_thread(admin.__exit__, None, None, None)
             raise LoginRefused("the console is busy: too many logins; try again later")
         login = Login(secrets.token_urlsafe(32), tenant, user, admin, url)
         self._logins[login.id] = login
         return login
+
+    def _full(self) -> bool:
+        return len(self._logins) >= self._max
 
     def cookie(self, login: Login) -> str:
         """The cookie's value: the login's id and its signature, nothing else."""

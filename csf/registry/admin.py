@@ -49,9 +49,9 @@ from csf.set_rule import SetName, SetRule
 CONNECT_TIMEOUT = 5.0
 T = TypeVar("T")
 MAX_NODE_BYTES = 1024 * 1024
+"""ZooKeeper's own default limit on a node's data (jute.maxbuffer)."""
 HISTORY_KEPT = 20  # versions of each rule kept under history/<kind>
 MAX_DESCRIPTION = 500  # characters of an app's description
-"""ZooKeeper's own default limit on a node's data (jute.maxbuffer)."""
 # action -> (the statuses it may start from, the status it leads to)
 LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
     "online": (frozenset({"registered", "offline"}), "online"),

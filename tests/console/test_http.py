@@ -199,8 +199,11 @@ async def test_oversized_or_unmeasured_posts_are_refused_before_they_are_read(
 
         unmeasured = await http.post("/login", content=chunks())
         forged = await http.post("/login", data={"tenant": "t", "csrf_token": "x"})
+        await http.get("/login")  # this browser's token, in its cookie
+        guessed = await http.post("/login", data={"tenant": "t", "csrf_token": "x" * 43})
     assert (large.status_code, huge.status_code, unmeasured.status_code) == (413, 413, 411)
     assert forged.status_code == 403 and "csrf_token" in forged.text
+    assert guessed.status_code == 403 and "not this browser" in guessed.text
 
 
 async def test_logins_in_use_are_never_closed_to_make_room(
@@ -242,6 +245,8 @@ async def test_hostile_rule_json_and_a_diff_confirmed_for_another_service_write_
     )
     found = re.search(r'name="token" value="([^"]+)"', preview.text)
     assert found is not None
+    # OTHER exists (a provider's cluster node): a rule could be written there.
+    operator_kazoo.create(f"{tenant_path(operator.tenant)}/OTHER/clusters/c", makepath=True)
     elsewhere = await http.post(
         "/services/OTHER/rules/timeout/confirm", data={"token": found.group(1), "csrf_token": token}
     )

@@ -105,6 +105,7 @@ VALUES = ["XIESR", "web", "breaker", "timeout", "route", "demo.Greeter", "..", "
 words = st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=30)
 
 
+@pytest.mark.slow  # a fuzz run of many examples: CI runs it, the default suite does not
 @given(
     before=st.lists(words, max_size=4),
     command=st.sampled_from(COMMANDS),
@@ -145,6 +146,7 @@ def fuzzed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("files") / "fuzzed.json"
 
 
+@pytest.mark.slow  # a fuzz run of many examples: CI runs it, the default suite does not
 @given(data=files, kind=st.sampled_from(["breaker", "timeout", "route", "weight", "bogus"]))
 @examples(1000)
 @example(data=b'{"schema": 1, "timeout_ms": 800, "methods": {"Nope": {}}}', kind="timeout")
@@ -184,6 +186,7 @@ VIEWS = [["tree", "XIESR"], ["providers", "XIESR"], ["rule", "ls", "XIESR"],
          ["online", "XIESR"], ["subscribe", "web", "XIESR"], ["audit"]]  # fmt: skip
 
 
+@pytest.mark.slow  # a fuzz run of many examples: CI runs it, the default suite does not
 @given(
     group=node_names,
     address=node_names,

@@ -155,6 +155,7 @@ VALID = json.loads(Instance(host="127.0.0.1", port=50051).to_json())
 NUMBERS = ["port", "weight", "pid", "start_time", "warmup"]
 
 
+@pytest.mark.slow  # a fuzz run of many examples: CI runs it, the default suite does not
 @given(document=instance_documents(hostile_numbers))
 @examples(1000)
 @example(document={**VALID, "warmup": math.nan})
