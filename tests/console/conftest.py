@@ -104,10 +104,11 @@ async def serving(settings: ConsoleSettings) -> AsyncIterator[Console]:
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(30):  # started, or the test fails (uvicorn's error)
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
         yield Console(f"http://127.0.0.1:{port}", settings.registry)
     finally:
         server.should_exit = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,16 +22,19 @@ from tests.console.pages import LoginPage, ServiceLivePage
 
 RATE = re.compile(r"^(\d+\.\d)/s$")
 MS = re.compile(r"^\d+\.\d ms$")
+MAX_CALLS, MAX_SECONDS = 6000, 60.0  # the load's bounds: ~100 calls/s for the test's span
 
 
 @contextlib.asynccontextmanager
 async def calling(consumer: csf.Consumer) -> AsyncIterator[list[int]]:
-    """Calls SayHello over and over until the block ends; yields the count made."""
+    """Calls SayHello over and over until the block ends (at most MAX_CALLS, for at most
+    MAX_SECONDS); yields the count made."""
     stub = consumer.stub(greeter_pb2_grpc.GreeterStub, service="XIESR")
     made = [0]
+    deadline = time.monotonic() + MAX_SECONDS
 
     async def call() -> None:
-        while True:
+        while made[0] < MAX_CALLS and time.monotonic() < deadline:
             await stub.SayHello(greeter_pb2.HelloRequest(name="ops"))
             made[0] += 1
             await asyncio.sleep(0.01)  # a steady trickle of calls, not a busy loop
